@@ -1,0 +1,1 @@
+"""hugkit: fast, offline-first Hugging Face-style inference."""
