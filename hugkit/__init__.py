@@ -1,1 +1,70 @@
-"""hugkit: fast, offline-first Hugging Face-style inference."""
+"""hugkit: fast, offline-first inference with the Hugging Face programming model.
+
+``import hugkit`` is nearly free: every name below is imported on first use (PEP 562), and torch is only
+imported when a model is actually built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "pipeline": "hugkit.pipelines",
+    "Pipeline": "hugkit.pipelines.base",
+    "SUPPORTED_TASKS": "hugkit.pipelines",
+    "AutoConfig": "hugkit.auto",
+    "AutoModel": "hugkit.auto",
+    "AutoModelForSequenceClassification": "hugkit.auto",
+    "AutoModelForTokenClassification": "hugkit.auto",
+    "AutoModelForQuestionAnswering": "hugkit.auto",
+    "AutoModelForMaskedLM": "hugkit.auto",
+    "AutoTokenizer": "hugkit.tokenization",
+    "PreTrainedTokenizerFast": "hugkit.tokenization",
+    "BatchEncoding": "hugkit.tokenization",
+    "PretrainedConfig": "hugkit.config",
+    "PreTrainedModel": "hugkit.modeling_utils",
+    "CheckpointNotFoundError": "hugkit.hub",
+    "BertConfig": "hugkit.models.bert",
+    "BertModel": "hugkit.models.bert",
+    "BertForSequenceClassification": "hugkit.models.bert",
+    "BertForTokenClassification": "hugkit.models.bert",
+    "BertForQuestionAnswering": "hugkit.models.bert",
+    "BertForMaskedLM": "hugkit.models.bert",
+    "DistilBertConfig": "hugkit.models.distilbert",
+    "DistilBertModel": "hugkit.models.distilbert",
+    "DistilBertForSequenceClassification": "hugkit.models.distilbert",
+    "DistilBertForTokenClassification": "hugkit.models.distilbert",
+    "DistilBertForQuestionAnswering": "hugkit.models.distilbert",
+    "DistilBertForMaskedLM": "hugkit.models.distilbert",
+    "RobertaConfig": "hugkit.models.roberta",
+    "RobertaModel": "hugkit.models.roberta",
+    "RobertaForSequenceClassification": "hugkit.models.roberta",
+    "RobertaForTokenClassification": "hugkit.models.roberta",
+    "RobertaForQuestionAnswering": "hugkit.models.roberta",
+    "RobertaForMaskedLM": "hugkit.models.roberta",
+    "XLMRobertaConfig": "hugkit.models.xlm_roberta",
+    "XLMRobertaModel": "hugkit.models.xlm_roberta",
+    "XLMRobertaForSequenceClassification": "hugkit.models.xlm_roberta",
+    "XLMRobertaForTokenClassification": "hugkit.models.xlm_roberta",
+    "XLMRobertaForQuestionAnswering": "hugkit.models.xlm_roberta",
+    "XLMRobertaForMaskedLM": "hugkit.models.xlm_roberta",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'hugkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,146 @@
+"""AutoConfig and AutoModel*: one literal table from config.json's model_type to hugkit classes.
+
+Nothing here imports torch or a model module until a class is actually asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from .config import CONFIG_NAME, PretrainedConfig, pop_hub_kwargs, read_json
+
+# model_type -> (module under hugkit.models, config class, {task: model class}).
+MODEL_TABLE: dict[str, tuple[str, str, dict[str, str]]] = {
+    "bert": ("bert", "BertConfig", {
+        "base": "BertModel",
+        "sequence-classification": "BertForSequenceClassification",
+        "token-classification": "BertForTokenClassification",
+        "question-answering": "BertForQuestionAnswering",
+        "masked-lm": "BertForMaskedLM",
+    }),
+    "distilbert": ("distilbert", "DistilBertConfig", {
+        "base": "DistilBertModel",
+        "sequence-classification": "DistilBertForSequenceClassification",
+        "token-classification": "DistilBertForTokenClassification",
+        "question-answering": "DistilBertForQuestionAnswering",
+        "masked-lm": "DistilBertForMaskedLM",
+    }),
+    "roberta": ("roberta", "RobertaConfig", {
+        "base": "RobertaModel",
+        "sequence-classification": "RobertaForSequenceClassification",
+        "token-classification": "RobertaForTokenClassification",
+        "question-answering": "RobertaForQuestionAnswering",
+        "masked-lm": "RobertaForMaskedLM",
+    }),
+    "xlm-roberta": ("xlm_roberta", "XLMRobertaConfig", {
+        "base": "XLMRobertaModel",
+        "sequence-classification": "XLMRobertaForSequenceClassification",
+        "token-classification": "XLMRobertaForTokenClassification",
+        "question-answering": "XLMRobertaForQuestionAnswering",
+        "masked-lm": "XLMRobertaForMaskedLM",
+    }),
+}
+
+TASK_DESCRIPTIONS = {
+    "base": "a base model (hidden states)",
+    "sequence-classification": "a sequence-classification head",
+    "token-classification": "a token-classification head",
+    "question-answering": "a question-answering head",
+    "masked-lm": "a masked-language-modeling head",
+}
+
+
+def _entry(model_type: str | None, source: str) -> tuple[str, str, dict[str, str]]:
+    if model_type not in MODEL_TABLE:
+        raise ValueError(
+            f"{source} has model_type {model_type!r}, which hugkit does not support yet. "
+            f"Supported model types: {', '.join(sorted(MODEL_TABLE))}."
+        )
+    return MODEL_TABLE[model_type]
+
+
+def _load_class(module_name: str, class_name: str) -> Any:
+    return getattr(importlib.import_module(f"hugkit.models.{module_name}"), class_name)
+
+
+def config_class_for(model_type: str) -> type[PretrainedConfig]:
+    module_name, config_name, _ = _entry(model_type, f"The config")
+    return _load_class(module_name, config_name)
+
+
+class AutoConfig:
+    @classmethod
+    def for_model(cls, model_type: str, **kwargs: Any) -> PretrainedConfig:
+        return config_class_for(model_type)(**kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> PretrainedConfig:
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        from .hub import resolve
+
+        folder = resolve(pretrained_model_name_or_path, **hub_kwargs)
+        config_dict = read_json(folder / CONFIG_NAME, what="model config")
+        config_class = _config_class_from_dict(config_dict, folder / CONFIG_NAME)
+        return config_class.from_dict(config_dict, **kwargs)
+
+
+def _config_class_from_dict(config_dict: dict[str, Any], source: Any) -> type[PretrainedConfig]:
+    if "model_type" not in config_dict:
+        raise ValueError(f"{source} has no 'model_type' field, so the architecture is unknown. Add it (e.g. \"bert\").")
+    return config_class_for(config_dict["model_type"])
+
+
+class _AutoModel:
+    task: str = "base"
+
+    @classmethod
+    def model_class_for(cls, config: PretrainedConfig) -> Any:
+        module_name, _, classes = _entry(config.model_type, f"The checkpoint ({type(config).__name__})")
+        if cls.task not in classes:
+            raise ValueError(f"{config.model_type!r} models have no {TASK_DESCRIPTIONS[cls.task]} in hugkit.")
+        return _load_class(module_name, classes[cls.task])
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig) -> Any:
+        return cls.model_class_for(config)(config)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        config = kwargs.pop("config", None)
+        if config is None:
+            hub_kwargs = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "local_files_only", "token") if k in kwargs}
+            config_kwargs = {k: v for k, v in kwargs.items() if k not in _LOADING_KWARGS and k not in hub_kwargs}
+            for key in config_kwargs:
+                kwargs.pop(key)
+            config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **config_kwargs)
+        model_class = cls.model_class_for(config)
+        return model_class.from_pretrained(pretrained_model_name_or_path, *args, config=config, **kwargs)
+
+
+_LOADING_KWARGS = {
+    "dtype", "torch_dtype", "device", "device_map", "variant", "use_safetensors", "ignore_mismatched_sizes",
+    "low_cpu_mem_usage", "attn_implementation", "force_download", "trust_remote_code", "use_auth_token",
+    "output_loading_info", "proxies", "resume_download",
+}
+
+
+class AutoModel(_AutoModel):
+    task = "base"
+
+
+class AutoModelForSequenceClassification(_AutoModel):
+    task = "sequence-classification"
+
+
+class AutoModelForTokenClassification(_AutoModel):
+    task = "token-classification"
+
+
+class AutoModelForQuestionAnswering(_AutoModel):
+    task = "question-answering"
+
+
+class AutoModelForMaskedLM(_AutoModel):
+    task = "masked-lm"

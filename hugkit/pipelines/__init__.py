@@ -1,0 +1,107 @@
+"""``pipeline(task, model=...)``: the one table of tasks, and the factory that builds a pipeline from it.
+
+This module imports neither torch nor any model code: ``from hugkit import pipeline`` is instant, and the
+cost of torch is paid when a pipeline is actually built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin"
+
+# task -> implementation, the AutoModel head it needs, and its default checkpoint.
+# "builtin" defaults ship inside hugkit; "default_id" is transformers' default, used when there is no builtin.
+TASKS: dict[str, dict[str, Any]] = {
+    "text-classification": {
+        "impl": "hugkit.pipelines.text_classification:TextClassificationPipeline",
+        "head": "sequence-classification",
+        "builtin": "sentiment-minilm",
+        "default_id": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+    },
+    "feature-extraction": {
+        "impl": "hugkit.pipelines.feature_extraction:FeatureExtractionPipeline",
+        "head": "base",
+        "default_id": "distilbert/distilroberta-base",
+    },
+    "sentence-embeddings": {
+        "impl": "hugkit.pipelines.feature_extraction:SentenceEmbeddingPipeline",
+        "head": "base",
+        "default_id": "sentence-transformers/all-MiniLM-L6-v2",
+    },
+}
+
+TASK_ALIASES = {
+    "sentiment-analysis": "text-classification",
+    "embeddings": "sentence-embeddings",
+}
+
+SUPPORTED_TASKS = sorted([*TASKS, *TASK_ALIASES])
+
+
+def normalize_task(task: Any) -> str:
+    if not isinstance(task, str):
+        raise TypeError(f"The task must be a string such as 'sentiment-analysis', got {type(task).__name__}: {task!r}.")
+    name = TASK_ALIASES.get(task, task)
+    if name not in TASKS:
+        raise KeyError(f"Unknown task {task!r}. Available tasks: {', '.join(SUPPORTED_TASKS)}.")
+    return name
+
+
+def default_model_for(task: str) -> str:
+    """The checkpoint used when ``model`` is not given: a builtin folder when hugkit ships one."""
+    entry = TASKS[task]
+    builtin = entry.get("builtin")
+    if builtin and (BUILTIN_DIR / builtin / "config.json").is_file():
+        return os.fspath(BUILTIN_DIR / builtin)
+    return entry["default_id"]
+
+
+def pipeline(
+    task: str,
+    model: Any = None,
+    tokenizer: Any = None,
+    *,
+    device: Any = None,
+    device_map: Any = None,
+    dtype: Any = None,
+    torch_dtype: Any = None,
+    batch_size: int | None = None,
+    revision: str | None = None,
+    token: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    **task_kwargs: Any,
+):
+    """Build a pipeline for ``task`` (e.g. "sentiment-analysis") from a checkpoint id, folder or model object."""
+    task = normalize_task(task)
+    entry = TASKS[task]
+    module_name, class_name = entry["impl"].split(":")
+    pipeline_class = getattr(importlib.import_module(module_name), class_name)
+
+    if model is None:
+        model = default_model_for(task)
+        logger.info("No model was given for %r; using %s.", task, model)
+    loading = dict(model_kwargs or {})
+    for key, value in (("revision", revision), ("token", token), ("device_map", device_map)):
+        if value is not None:
+            loading.setdefault(key, value)
+    chosen_dtype = dtype if dtype is not None else torch_dtype
+    if chosen_dtype is not None:
+        loading.setdefault("dtype", chosen_dtype)
+
+    from .base import load_model_and_tokenizer
+
+    model_obj, tokenizer_obj = load_model_and_tokenizer(
+        model, tokenizer, head=entry["head"], task=task, device=device, loading_kwargs=loading,
+        default_id=entry.get("default_id"),
+    )
+    return pipeline_class(model=model_obj, tokenizer=tokenizer_obj, batch_size=batch_size, task=task, **task_kwargs)
+
+
+__all__ = ["pipeline", "SUPPORTED_TASKS", "TASKS", "TASK_ALIASES"]

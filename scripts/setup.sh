@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up hugkit from nothing: a virtual environment in .venv with torch (the pinned CPU wheel) and hugkit.
+# Usage: bash scripts/setup.sh [--test]   (--test adds the test-only reference libraries)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON_BIN="${PYTHON_BIN:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON_BIN" -m venv .venv
+. .venv/bin/activate
+quiet() { grep -v -e "^WARNING: Location" -e "^\s*$" || true; }
+python -m pip install -q --upgrade pip 2>&1 | quiet
+# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+python -m pip install -q torch==2.13.0 2>&1 | quiet
+if [ "${1:-}" = "--test" ]; then
+    python -m pip install -q -e ".[test,gguf]" 2>&1 | quiet
+else
+    python -m pip install -q -e . 2>&1 | quiet
+fi
+python -c "import torch, hugkit; print('hugkit', hugkit.__version__, 'with torch', torch.__version__)"
