@@ -41,6 +41,11 @@ MODEL_TABLE: dict[str, tuple[str, str, dict[str, str]]] = {
         "question-answering": "XLMRobertaForQuestionAnswering",
         "masked-lm": "XLMRobertaForMaskedLM",
     }),
+    "gpt2": ("gpt2", "GPT2Config", {"base": "GPT2Model", "causal-lm": "GPT2LMHeadModel"}),
+    "llama": ("llama", "LlamaConfig", {"base": "LlamaModel", "causal-lm": "LlamaForCausalLM"}),
+    "mistral": ("mistral", "MistralConfig", {"base": "MistralModel", "causal-lm": "MistralForCausalLM"}),
+    "qwen2": ("qwen2", "Qwen2Config", {"base": "Qwen2Model", "causal-lm": "Qwen2ForCausalLM"}),
+    "qwen3": ("qwen3", "Qwen3Config", {"base": "Qwen3Model", "causal-lm": "Qwen3ForCausalLM"}),
 }
 
 TASK_DESCRIPTIONS = {
@@ -49,6 +54,7 @@ TASK_DESCRIPTIONS = {
     "token-classification": "a token-classification head",
     "question-answering": "a question-answering head",
     "masked-lm": "a masked-language-modeling head",
+    "causal-lm": "a causal language-modeling head (text generation)",
 }
 
 
@@ -144,3 +150,7 @@ class AutoModelForQuestionAnswering(_AutoModel):
 
 class AutoModelForMaskedLM(_AutoModel):
     task = "masked-lm"
+
+
+class AutoModelForCausalLM(_AutoModel):
+    task = "causal-lm"

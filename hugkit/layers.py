@@ -100,6 +100,52 @@ def padding_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> tor
     return mask[:, None, None, :]
 
 
+class PackedBatch:
+    """The real (non-padding) tokens of a padded batch, as rows of a flat ``(tokens, ...)`` tensor.
+
+    The linear layers (nearly all of an encoder's work) then skip padding; attention unpacks its inputs back to
+    ``(batch, length, ...)`` for the masked kernel. Padding positions are never computed, so this is only used
+    where their outputs are never returned (heads that read the first token).
+    """
+
+    def __init__(self, keep: torch.Tensor) -> None:
+        self.batch, self.length = keep.shape
+        self.index = keep.reshape(-1).nonzero().squeeze(1)
+        lengths = keep.sum(dim=1)
+        self.first = torch.cumsum(lengths, dim=0) - lengths  # packed row of each sequence's position 0
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros((self.batch * self.length, *x.shape[1:]))
+        out.index_copy_(0, self.index, x)
+        return out.view(self.batch, self.length, *x.shape[1:])
+
+
+# Packing costs about 1% of the forward in gathers and scatters (measured, DistilBERT-base, batch 32), so it
+# pays from a few percent of padding on.
+_MIN_PADDING_TO_PACK = 0.05
+
+
+def pack_for_first_token(attention_mask: torch.Tensor | None) -> PackedBatch | None:
+    """A PackedBatch when padding is worth skipping and every sequence starts with a real token, else None."""
+    if attention_mask is None:
+        return None
+    keep = attention_mask.bool()
+    real = int(keep.sum())
+    if real > (1.0 - _MIN_PADDING_TO_PACK) * keep.numel() or not bool(keep[:, 0].all()):
+        return None
+    return PackedBatch(keep)
+
+
+def first_tokens(hidden_states: torch.Tensor, packing: PackedBatch | None) -> torch.Tensor:
+    """The position-0 hidden state of each sequence, as ``(batch, 1, hidden)``."""
+    if packing is None:
+        return hidden_states[:, :1]
+    return hidden_states.index_select(0, packing.first).unsqueeze(1)
+
+
 def attention(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -126,3 +172,107 @@ def attention(
         probs = None
         context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p)
     return context.transpose(1, 2).reshape(batch, length, heads * head_dim), probs
+
+
+# --- input checks --------------------------------------------------------------------------------
+
+
+def check_inputs(
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    *,
+    max_length: int,
+    hidden_size: int,
+) -> tuple[int, int]:
+    """Validate the usual encoder inputs once per forward; return (batch_size, sequence_length).
+
+    ``max_length`` is the longest sequence the position embeddings can index.
+    """
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError(
+            "Pass exactly one of input_ids or inputs_embeds "
+            f"(got {'both' if input_ids is not None else 'neither'})."
+        )
+    if input_ids is not None:
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(
+                f"input_ids should be a torch.Tensor of token ids, found {type(input_ids).__name__}. "
+                "Call the tokenizer with return_tensors='pt'."
+            )
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(
+                f"input_ids should hold integer token ids (torch.long), found dtype {input_ids.dtype}. "
+                "Token ids come from the tokenizer; embeddings go in inputs_embeds."
+            )
+        if input_ids.dim() != 2:
+            raise ValueError(
+                f"input_ids should have shape (batch_size, sequence_length), found shape {tuple(input_ids.shape)}. "
+                "For a single sequence add a batch dimension (input_ids[None]) or use return_tensors='pt'."
+            )
+        batch, length = input_ids.shape
+    else:
+        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != hidden_size:
+            raise ValueError(
+                f"inputs_embeds should have shape (batch_size, sequence_length, {hidden_size}), "
+                f"found shape {tuple(inputs_embeds.shape)}."
+            )
+        batch, length = inputs_embeds.shape[:2]
+    if length > max_length:
+        raise ValueError(
+            f"The input has {length} tokens, but this model accepts at most {max_length} "
+            f"(max_position_embeddings). Truncate it, e.g. tokenizer(..., truncation=True, max_length={max_length})."
+        )
+    if attention_mask is not None and tuple(attention_mask.shape) != (batch, length):
+        raise ValueError(
+            f"attention_mask should have shape (batch_size, sequence_length) = {(batch, length)}, "
+            f"found {tuple(attention_mask.shape)}."
+        )
+    return batch, length
+
+
+# --- task losses (computed only when labels are passed; transformers' rules) ----------------------
+
+
+def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Regression, single-label or multi-label loss, chosen by ``config.problem_type`` (inferred and stored when unset)."""
+    num_labels = logits.shape[-1]
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        if num_labels == 1:
+            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return F.mse_loss(logits, labels.to(logits.dtype))
+    if config.problem_type == "single_label_classification":
+        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+    if config.problem_type == "multi_label_classification":
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    raise ValueError(
+        f"Unknown config.problem_type {config.problem_type!r}: expected 'regression', "
+        "'single_label_classification' or 'multi_label_classification'."
+    )
+
+
+def token_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
+
+
+def question_answering_loss(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor
+) -> torch.Tensor:
+    """Mean of start and end cross-entropy; positions outside the sequence are clamped to it and ignored."""
+    if start_positions.dim() > 1:
+        start_positions = start_positions.squeeze(-1)
+    if end_positions.dim() > 1:
+        end_positions = end_positions.squeeze(-1)
+    ignored = start_logits.shape[1]
+    start_positions = start_positions.clamp(0, ignored)
+    end_positions = end_positions.clamp(0, ignored)
+    start_loss = F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
+    end_loss = F.cross_entropy(end_logits, end_positions, ignore_index=ignored)
+    return (start_loss + end_loss) / 2

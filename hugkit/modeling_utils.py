@@ -73,6 +73,9 @@ class PreTrainedModel(nn.Module):
     # Checkpoint keys dropped silently (old persistent buffers and the like).
     _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [r"position_ids$"]
     _keys_to_ignore_on_load_missing: ClassVar[list[str]] = []
+    # Base-model weights a checkpoint may lack (BERT's pooler is absent from token-classification checkpoints):
+    # newly initialised with a warning, as transformers does, instead of failing the load.
+    _keys_optional_on_load: ClassVar[list[str]] = []
 
     def __init__(self, config: PretrainedConfig) -> None:
         super().__init__()
@@ -165,12 +168,17 @@ class PreTrainedModel(nn.Module):
         loaded: set[str] = set()
         unexpected: list[str] = []
         mismatched: list[str] = []
+        kept_layers = getattr(self.config, "num_hidden_layers", None)
+        skipped_layers = 0
         for raw_key, tensor in iter_checkpoint(files):
             key = _rename_legacy(raw_key)
             in_base = key[len(prefix) + 1 :] if prefix and key.startswith(prefix + ".") else key
             candidates = [key, f"{prefix}.{in_base}"] if is_head_model else [in_base]
             key = next((c for c in candidates if c in expected), None)
             if key is None:
+                if isinstance(kept_layers, int) and _layer_index(in_base) >= kept_layers:
+                    skipped_layers += 1  # num_hidden_layers was lowered at load: the dropped layers are never read
+                    continue
                 if any(re.search(p, raw_key) for p in self._keys_to_ignore_on_load_unexpected):
                     continue
                 if in_base.split(".")[0] in base_children:
@@ -189,12 +197,18 @@ class PreTrainedModel(nn.Module):
             _assign(self, key, tensor.to(device))
             loaded.add(key)
 
+        if skipped_layers:
+            logger.info("Skipped %d checkpoint tensors of layers beyond num_hidden_layers=%d.", skipped_layers, kept_layers)
         missing = [
             k for k in expected
             if k not in loaded and k not in tied_targets
             and not any(re.search(p, k) for p in self._keys_to_ignore_on_load_missing)
         ]
-        missing_base = [k for k in missing if not is_head_model or k.startswith(prefix + ".")]
+        missing_base = [
+            k for k in missing
+            if (not is_head_model or k.startswith(prefix + "."))
+            and not any(re.search(p, k) for p in self._keys_optional_on_load)
+        ]
         head_missing = [k for k in missing if k not in missing_base]
         problems = []
         if mismatched and not ignore_mismatched_sizes:
@@ -293,6 +307,15 @@ def _assign(model: nn.Module, key: str, tensor: torch.Tensor) -> None:
         owner._parameters[name] = nn.Parameter(tensor, requires_grad=tensor.is_floating_point())
     else:
         owner._buffers[name] = tensor
+
+
+_LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def _layer_index(key: str) -> int:
+    """The transformer block a key belongs to (encoder.layer.3.x -> 3), or -1 outside the blocks."""
+    match = _LAYER_INDEX.search(key)
+    return int(match.group(1)) if match else -1
 
 
 def _rename_legacy(key: str) -> str:

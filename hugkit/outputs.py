@@ -94,3 +94,25 @@ class QuestionAnsweringModelOutput(ModelOutput):
     end_logits: Optional[Tensor] = None
     hidden_states: Optional[tuple] = None
     attentions: Optional[tuple] = None
+
+
+@dataclass
+class BaseModelOutputWithPast(ModelOutput):
+    last_hidden_state: Optional[Tensor] = None
+    past_key_values: Optional[Any] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+
+@dataclass
+class CausalLMOutputWithPast(ModelOutput):
+    loss: Optional[Tensor] = None
+    logits: Optional[Tensor] = None
+    past_key_values: Optional[Any] = None
+    hidden_states: Optional[tuple] = None
+    attentions: Optional[tuple] = None
+
+    @property
+    def cache(self) -> Any:
+        """transformers 5 calls the cache ``cache``; both names work."""
+        return self.past_key_values

@@ -1,0 +1,29 @@
+"""Text generation: a token generator at the core; ``generate`` (transformers-compatible) folds over it.
+
+Names are imported on first use, so ``GenerationConfig`` is available without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "GenerationConfig": "hugkit.generation.config",
+    "GenerationMixin": "hugkit.generation.mixin",
+    "generate_tokens": "hugkit.generation.loop",
+    "generate": "hugkit.generation.loop",
+    "prefill": "hugkit.generation.loop",
+    "decode_step": "hugkit.generation.loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'hugkit.generation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

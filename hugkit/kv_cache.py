@@ -1,0 +1,177 @@
+"""Key/value caches for decoder-only models, and the attention masks that go with them.
+
+Two caches share one small interface (``update``, ``get_seq_length``, ``max_cache_len``):
+
+- ``StaticCache`` preallocates ``(batch, kv_heads, max_cache_len, head_dim)`` per layer and writes new keys in place
+  at ``cache_position``. Shapes never change between decode steps, so a decode step can be ``torch.compile``d
+  (or captured in a CUDA graph) without recompiling; generation uses it.
+- ``DynamicCache`` grows by concatenation; it is what ``model(..., use_cache=True)`` returns when no cache was
+  passed, like transformers.
+
+A slot of the cache is a *cache index* (0, 1, 2, ... in the order tokens were fed), not a position id: with left
+padding the two differ. Causality and sliding windows are defined on cache indices, as transformers does.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class DynamicCache:
+    """Per-layer keys and values that grow along the sequence axis."""
+
+    max_cache_len = None
+
+    def __init__(self) -> None:
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    def update(
+        self, layer_idx: int, key: torch.Tensor, value: torch.Tensor, cache_position: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer_idx == len(self.keys):
+            self.keys.append(key)
+            self.values.append(value)
+        else:
+            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=2)
+            self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=2)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def get_seq_length(self) -> int:
+        return self.keys[0].shape[2] if self.keys else 0
+
+    def kv_length(self, new_tokens: int) -> int:
+        """How many key slots attention sees once ``new_tokens`` more are written."""
+        return self.get_seq_length() + new_tokens
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class StaticCache:
+    """Preallocated keys and values: ``update`` writes at ``cache_position`` and returns the whole buffers.
+
+    Attention then runs over all ``max_cache_len`` slots; slots not yet written are masked out (see
+    ``causal_mask``), which keeps every shape fixed from the first decode step to the last.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_layers: int,
+        batch_size: int,
+        num_kv_heads: int,
+        head_dim: int,
+        max_cache_len: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        shape = (batch_size, num_kv_heads, max_cache_len, head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.max_cache_len = max_cache_len
+        # Tokens written so far; kept on the host so reading it never synchronises with the device.
+        self.seen_tokens = 0
+
+    @classmethod
+    def for_model(cls, model, batch_size: int, max_cache_len: int) -> "StaticCache":
+        """A cache shaped for ``model`` (any hugkit causal LM: it reports ``kv_cache_shape()``)."""
+        num_layers, num_kv_heads, head_dim = model.kv_cache_shape()
+        return cls(
+            num_layers=num_layers, batch_size=batch_size, num_kv_heads=num_kv_heads, head_dim=head_dim,
+            max_cache_len=max_cache_len, dtype=model.dtype, device=model.device,
+        )
+
+    def update(
+        self, layer_idx: int, key: torch.Tensor, value: torch.Tensor, cache_position: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if cache_position is None:
+            raise ValueError("StaticCache.update needs cache_position: the slots to write the new keys into.")
+        self.keys[layer_idx].index_copy_(2, cache_position, key)
+        self.values[layer_idx].index_copy_(2, cache_position, value)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def get_seq_length(self) -> int:
+        return self.seen_tokens
+
+    def kv_length(self, new_tokens: int) -> int:
+        if self.seen_tokens + new_tokens > self.max_cache_len:
+            raise ValueError(
+                f"The static KV cache holds {self.max_cache_len} tokens, but {self.seen_tokens} are stored and "
+                f"{new_tokens} more were fed. Build the cache with a larger max_cache_len."
+            )
+        return self.max_cache_len
+
+    def reset(self) -> None:
+        for tensor in (*self.keys, *self.values):
+            tensor.zero_()
+        self.seen_tokens = 0
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def causal_mask(
+    keep: torch.Tensor | None,
+    cache_position: torch.Tensor,
+    kv_length: int,
+    dtype: torch.dtype,
+    sliding_window: int | None = None,
+) -> torch.Tensor:
+    """Additive attention mask ``(batch or 1, 1, queries, kv_length)``: 0 where a query may look, dtype-min elsewhere.
+
+    ``keep`` is the 2-D padding mask over key slots (1 = token, 0 = padding), at least ``kv_length`` long or None.
+    A query at cache index ``q`` sees key ``k`` when ``k <= q``, the key is not padding, and, with a sliding
+    window ``w``, ``k > q - w``. Only tensor ops: no host synchronisation, fixed shapes for fixed inputs.
+    A finite minimum (not -inf) keeps rows that see nothing (padding queries) free of NaN.
+    """
+    slots = torch.arange(kv_length, device=cache_position.device)
+    allowed = slots[None, :] <= cache_position[:, None]
+    if sliding_window is not None:
+        allowed = allowed & (slots[None, :] > cache_position[:, None] - sliding_window)
+    allowed = allowed[None, None]
+    if keep is not None:
+        allowed = allowed & keep[:, None, None, :kv_length].bool()
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=cache_position.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+
+
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids from a left-padded mask, as transformers' generate makes them (padding gets position 1)."""
+    positions = attention_mask.long().cumsum(-1) - 1
+    return positions.masked_fill_(attention_mask == 0, 1)
+
+
+def decoder_inputs(
+    cache: StaticCache | DynamicCache | None,
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    cache_position: torch.Tensor | None,
+    length: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+    """Fill in what a decoder forward needs: ``(cache_position, position_ids, keep mask, kv_length)``.
+
+    ``attention_mask`` covers past and new tokens (transformers' convention). When ``cache_position`` is None the
+    slots follow the tokens already cached and a static cache's count advances here; a caller that passes
+    ``cache_position`` (the generation loop, or a compiled decode step) keeps that count itself, so nothing here
+    reads a Python counter that would make ``torch.compile`` recompile every step.
+    """
+    if cache_position is None:
+        past = cache.get_seq_length() if cache is not None else 0
+        cache_position = torch.arange(past, past + length, device=device)
+        if isinstance(cache, StaticCache):
+            cache.kv_length(length)  # raises when the cache would overflow
+            cache.seen_tokens += length
+    if cache is None:
+        kv_length = length
+    elif cache.max_cache_len is not None:
+        kv_length = cache.max_cache_len
+    else:
+        kv_length = cache.get_seq_length() + length
+    keep = attention_mask
+    if position_ids is None:
+        position_ids = positions_from_mask(keep)[:, -length:] if keep is not None else cache_position[None]
+    if keep is not None and keep.shape[-1] < kv_length:
+        keep = torch.nn.functional.pad(keep, (0, kv_length - keep.shape[-1]))
+    return cache_position, position_ids, keep, kv_length

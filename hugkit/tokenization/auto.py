@@ -1,0 +1,271 @@
+"""AutoTokenizer: find a checkpoint's tokenizer files, pick the tokenizer class, build (or convert) the engine.
+
+`tokenizer.json` is used as it is. Without it, the class named in tokenizer_config.json (or implied by
+config.json's model_type, or else by the files present) picks a converter; the converted engine is cached on
+disk so the conversion runs once. Code shipped with a checkpoint (`auto_map`) is never executed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from . import cache
+from .base import PreTrainedTokenizerFast
+from .config_files import TOKENIZER_FILE_PATTERNS, TokenizerFiles, merge_settings
+from .converters import Conversion
+from .families import FAMILIES, GENERIC, MODEL_TYPE_TO_CLASS, TokenizerFamily, canonical_class_name, family_for_class
+from .post_processors import build_post_processor
+
+logger = logging.getLogger(__name__)
+
+# Loader arguments transformers accepts that have no meaning for a local, offline-first load.
+_IGNORED_LOADER_ARGUMENTS = ("force_download", "proxies", "resume_download", "_from_pipeline", "_commit_hash",
+                             "_from_auto", "code_revision", "use_auth_token", "gguf_file")
+# Settings the tokenizer object takes as arguments (everything else is kept for save_pretrained).
+_TOKENIZER_ARGUMENTS = ("model_max_length", "padding_side", "truncation_side", "clean_up_tokenization_spaces",
+                        "split_special_tokens", "chat_template", "model_input_names")
+
+
+class AutoTokenizer:
+    """`AutoTokenizer.from_pretrained(path_or_repo_id, ...)` returns a PreTrainedTokenizerFast."""
+
+    def __init__(self):
+        raise OSError("AutoTokenizer is built with AutoTokenizer.from_pretrained(path_or_repo_id)")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *inputs,
+        revision: str | None = None,
+        subfolder: str = "",
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        use_fast: bool | None = None,  # accepted for compatibility: every hugkit tokenizer is "fast"
+        trust_remote_code: bool | None = None,  # accepted and ignored: checkpoint code is never run
+        config=None,
+        tokenizer_type: str | None = None,
+        **overrides,
+    ) -> PreTrainedTokenizerFast:
+        if inputs:
+            raise TypeError("AutoTokenizer.from_pretrained takes tokenizer settings as keyword arguments only")
+        for name in _IGNORED_LOADER_ARGUMENTS:
+            overrides.pop(name, None)
+        started = time.perf_counter()
+        source = Path(os.fspath(pretrained_model_name_or_path)) if isinstance(
+            pretrained_model_name_or_path, (str, os.PathLike)) else None
+        if source is None:
+            raise TypeError(
+                f"pretrained_model_name_or_path must be a str or a path, got {type(pretrained_model_name_or_path).__name__}"
+            )
+        if source.is_file() and source.suffix == ".json":
+            # A lone tokenizer.json: no config to read.
+            return PreTrainedTokenizerFast(Tokenizer.from_file(str(source)), name_or_path=str(source), **overrides)
+
+        folder = _resolve_folder(str(pretrained_model_name_or_path), revision, subfolder, cache_dir,
+                                 local_files_only, token)
+        files = TokenizerFiles.read(folder)
+        if "auto_map" in files.tokenizer_config:
+            logger.info("Ignoring auto_map in %s: hugkit never runs code shipped with a checkpoint", folder)
+
+        family, class_name = _select_family(files, tokenizer_type, config)
+        kind = _source_kind(files, family)
+        if kind == "tokenizer.json":
+            merged = merge_settings(files, family, overrides, uses_tokenizer_json=True, derived={})
+            backend = _load_tokenizer_json(files.tokenizer_json, family, merged.settings)
+            conversion = None
+        else:
+            preliminary = merge_settings(files, family, overrides, uses_tokenizer_json=False, derived={})
+            conversion = _convert_cached(kind, files, family, class_name, preliminary.settings)
+            merged = merge_settings(files, family, overrides, uses_tokenizer_json=False, derived=conversion.derived)
+            backend = conversion.tokenizer
+
+        tokenizer = _build_tokenizer(backend, family, class_name, merged, str(pretrained_model_name_or_path))
+        if conversion is not None:
+            processor = build_post_processor(family.template, tokenizer, merged.settings)
+            if processor is not None:
+                tokenizer.backend_tokenizer.post_processor = processor
+        logger.debug("Loaded %s from %s (%s) in %.3fs", class_name, folder, kind, time.perf_counter() - started)
+        return tokenizer
+
+
+def _resolve_folder(path: str, revision, subfolder, cache_dir, local_files_only, token) -> Path:
+    # Imported here so that importing hugkit.tokenization stays light; local folders never touch the network.
+    from ..hub import resolve
+
+    return Path(
+        resolve(path, revision=revision, subfolder=subfolder or "", cache_dir=cache_dir,
+                local_files_only=local_files_only, token=token, allow_patterns=TOKENIZER_FILE_PATTERNS)
+    )
+
+
+def _select_family(files: TokenizerFiles, tokenizer_type: str | None, config) -> tuple[TokenizerFamily, str]:
+    """(family row, class name to report and save): tokenizer_type= if given, else the config's class, else
+    config.json's model_type, else the files present."""
+    if tokenizer_type is not None:
+        if tokenizer_type not in MODEL_TYPE_TO_CLASS:
+            raise ValueError(f"tokenizer_type {tokenizer_type!r} is not one of {sorted(MODEL_TYPE_TO_CLASS)}")
+        class_name = MODEL_TYPE_TO_CLASS[tokenizer_type]
+    else:
+        model_type = getattr(config, "model_type", None) or files.model_config.get("model_type")
+        class_name = canonical_class_name(files.tokenizer_config.get("tokenizer_class")) or MODEL_TYPE_TO_CLASS.get(
+            model_type or "")
+    if class_name is not None:
+        family = family_for_class(class_name)
+        if family is not None:
+            return family, family.name
+        logger.info("No hugkit row for tokenizer class %s; the files decide how to read it", class_name)
+    # Nothing (known) names a class: the files decide.
+    if files.tokenizer_json is not None:
+        family = GENERIC
+    elif files.vocab_txt is not None:
+        family = FAMILIES["BertTokenizer"]
+    elif files.vocab_json is not None and files.merges_txt is not None:
+        family = FAMILIES["GPT2Tokenizer"]
+    else:
+        family = GENERIC
+    return family, class_name or family.name
+
+
+def _source_kind(files: TokenizerFiles, family: TokenizerFamily) -> str:
+    if files.tokenizer_json is not None:
+        return "tokenizer.json"
+    wanted = family.source
+    if wanted in (None, "wordpiece") and files.vocab_txt is not None:
+        return "wordpiece"
+    if wanted in (None, "byte_level_bpe") and files.vocab_json is not None and files.merges_txt is not None:
+        return "byte_level_bpe"
+    if wanted in (None, "sentencepiece") and files.sentencepiece_model(family.spm_files) is not None:
+        return "sentencepiece"
+    needed = {
+        "wordpiece": "vocab.txt",
+        "byte_level_bpe": "vocab.json and merges.txt",
+        "sentencepiece": " or ".join(family.spm_files or ("a SentencePiece .model file",)),
+        None: "tokenizer.json, vocab.txt, vocab.json + merges.txt, or a SentencePiece .model file",
+    }[wanted]
+    raise OSError(
+        f"Cannot build a {family.name} from {files.folder}: it needs tokenizer.json or {needed}, "
+        f"but the folder holds: {files.describe()}"
+    )
+
+
+def _convert_cached(kind: str, files: TokenizerFiles, family: TokenizerFamily, class_name: str, settings: dict):
+    from .converters import byte_level_bpe, sentencepiece, wordpiece
+
+    if kind == "wordpiece":
+        sources = [files.vocab_txt]
+        options = wordpiece.wordpiece_options(settings)
+        convert = lambda: wordpiece.convert_wordpiece(files.vocab_txt, options)  # noqa: E731
+    elif kind == "byte_level_bpe":
+        sources = [files.vocab_json, files.merges_txt]
+        options = byte_level_bpe.byte_level_bpe_options(settings)
+        convert = lambda: byte_level_bpe.convert_byte_level_bpe(files.vocab_json, files.merges_txt, options)  # noqa: E731
+    else:
+        model_path = files.sentencepiece_model(family.spm_files)
+        sources = [model_path]
+        # Classes without a SentencePiece row follow the model's own spec.
+        spm_class = family.name if family.source == "sentencepiece" else "generic"
+        options = sentencepiece.sentencepiece_options(spm_class, settings)
+        convert = lambda: sentencepiece.convert_sentencepiece(model_path, options)  # noqa: E731
+
+    key = cache.conversion_key(kind, sources, options)
+    cached = cache.load_cached(key)
+    if cached is not None:
+        tokenizer_path, derived = cached
+        try:
+            return Conversion(Tokenizer.from_file(str(tokenizer_path)), derived)
+        except Exception as error:  # a damaged entry is rebuilt below
+            logger.info("Rebuilding damaged tokenizer cache entry %s: %s", tokenizer_path, error)
+    started = time.perf_counter()
+    conversion = convert()
+    logger.info("Converted %s (%s) in %.2fs; caching it", class_name, kind, time.perf_counter() - started)
+    cache.store(key, conversion.tokenizer.to_str(), conversion.derived)
+    return conversion
+
+
+def _load_tokenizer_json(path: Path, family: TokenizerFamily, settings: dict) -> Tokenizer:
+    backend = Tokenizer.from_file(str(path))
+    patches = {key: settings[key] for key in ("add_prefix_space", "trim_offsets", "do_lower_case", "strip_accents",
+                                              "tokenize_chinese_chars") if key in settings}
+    if not patches or family.name == GENERIC.name:
+        return backend
+    data = json.loads(backend.to_str())
+    if _patch_tokenizer_json(data, patches):
+        backend = Tokenizer.from_str(json.dumps(data))
+    return backend
+
+
+def _patch_tokenizer_json(data: dict, patches: dict) -> bool:
+    """Apply explicit add_prefix_space / trim_offsets / lowercasing settings to a tokenizer.json (as transformers'
+    class constructors do). Returns whether anything changed."""
+    changed = False
+
+    def visit(component: dict | None, fields: dict) -> None:
+        nonlocal changed
+        if not isinstance(component, dict):
+            return
+        for child_key in ("pretokenizers", "processors", "normalizers"):
+            for child in component.get(child_key) or []:
+                visit(child, fields)
+        kind = component.get("type")
+        for (component_type, field_name), value in fields.items():
+            if kind == component_type and field_name in component and component[field_name] != value:
+                component[field_name] = value
+                changed = True
+
+    prefix_fields = {}
+    if "add_prefix_space" in patches:
+        value = bool(patches["add_prefix_space"])
+        prefix_fields.update({("ByteLevel", "add_prefix_space"): value, ("RobertaProcessing", "add_prefix_space"): value})
+    if "trim_offsets" in patches:
+        value = bool(patches["trim_offsets"])
+        prefix_fields.update({("ByteLevel", "trim_offsets"): value, ("RobertaProcessing", "trim_offsets"): value})
+    visit(data.get("pre_tokenizer"), {k: v for k, v in prefix_fields.items() if k[1] == "add_prefix_space"})
+    visit(data.get("post_processor"), prefix_fields)
+    normalizer_fields = {}
+    if "do_lower_case" in patches:
+        normalizer_fields[("BertNormalizer", "lowercase")] = bool(patches["do_lower_case"])
+    if "strip_accents" in patches:
+        normalizer_fields[("BertNormalizer", "strip_accents")] = patches["strip_accents"]
+    if "tokenize_chinese_chars" in patches:
+        normalizer_fields[("BertNormalizer", "handle_chinese_chars")] = bool(patches["tokenize_chinese_chars"])
+    visit(data.get("normalizer"), normalizer_fields)
+    return changed
+
+
+def _build_tokenizer(backend: Tokenizer, family: TokenizerFamily, class_name: str, merged, name_or_path: str):
+    settings = dict(merged.settings)
+    arguments = {name: settings.pop(name) for name in _TOKENIZER_ARGUMENTS if name in settings}
+    arguments.setdefault("model_input_names", list(family.model_input_names))
+    arguments.setdefault("padding_side", family.padding_side)
+    special = {name: settings.pop(name) for name in list(settings) if name in PreTrainedTokenizerFast.SPECIAL_TOKENS_ATTRIBUTES}
+    extras = settings.pop("extra_special_tokens", None)
+    for reserved in ("tokenizer_object", "tokenizer_file", "name_or_path", "tokenizer_class"):
+        settings.pop(reserved, None)
+    add_bos = settings.pop("add_bos_token", None)
+    add_eos = settings.pop("add_eos_token", None)
+    flags = {}
+    # Only classes whose template is driven by add_bos_token/add_eos_token honour them (as in transformers).
+    if family.template == "flags" and merged.explicit_bos_eos:
+        flags = {"add_bos_token": bool(add_bos), "add_eos_token": bool(add_eos)}
+    model_max_length = arguments.get("model_max_length")
+    if model_max_length is not None:
+        arguments["model_max_length"] = int(model_max_length)
+    return PreTrainedTokenizerFast(
+        backend,
+        name_or_path=name_or_path,
+        tokenizer_class=class_name,
+        extra_special_tokens=extras,
+        added_tokens_decoder=merged.added_tokens_decoder,
+        **arguments,
+        **special,
+        **flags,
+        **settings,
+    )
