@@ -50,9 +50,9 @@ class PretrainedConfig:
             self.id2label = {int(k): v for k, v in id2label.items()}
         else:
             self.id2label = {i: f"LABEL_{i}" for i in range(num_labels if num_labels is not None else 2)}
-        if label2id is not None and id2label is not None:
+        if label2id is not None and set(label2id) == set(self.id2label.values()):
             self.label2id = {k: int(v) for k, v in label2id.items()}
-        else:
+        else:  # derived, so an id2label override never leaves a stale label2id behind
             self.label2id = {v: k for k, v in self.id2label.items()}
         if num_labels is not None and num_labels != len(self.id2label):
             self.num_labels = num_labels

@@ -67,8 +67,9 @@ class TextClassificationPipeline(Pipeline):
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         result = super().__call__(inputs, **kwargs)
-        # transformers wraps a single input's result in a list unless top_k was passed to this call.
-        if "top_k" not in kwargs and "return_all_scores" not in kwargs and self.is_single_input(inputs):
+        # transformers wraps a single string's result in a list unless top_k was passed to this call
+        # (a single text pair is not wrapped).
+        if "top_k" not in kwargs and "return_all_scores" not in kwargs and isinstance(inputs, str):
             return [result]
         return result
 
