@@ -49,12 +49,12 @@ MODEL_TABLE: dict[str, tuple[str, str, dict[str, str]]] = {
 }
 
 TASK_DESCRIPTIONS = {
-    "base": "a base model (hidden states)",
-    "sequence-classification": "a sequence-classification head",
-    "token-classification": "a token-classification head",
-    "question-answering": "a question-answering head",
-    "masked-lm": "a masked-language-modeling head",
-    "causal-lm": "a causal language-modeling head (text generation)",
+    "base": "base model (hidden states)",
+    "sequence-classification": "sequence-classification head",
+    "token-classification": "token-classification head",
+    "question-answering": "question-answering head",
+    "masked-lm": "masked-language-modeling head",
+    "causal-lm": "causal language-modeling head (text generation)",
 }
 
 
@@ -105,7 +105,11 @@ class _AutoModel:
     def model_class_for(cls, config: PretrainedConfig) -> Any:
         module_name, _, classes = _entry(config.model_type, f"The checkpoint ({type(config).__name__})")
         if cls.task not in classes:
-            raise ValueError(f"{config.model_type!r} models have no {TASK_DESCRIPTIONS[cls.task]} in hugkit.")
+            available = ", ".join(TASK_DESCRIPTIONS[task] for task in classes)
+            raise ValueError(
+                f"hugkit has no {TASK_DESCRIPTIONS[cls.task]} for {config.model_type!r} models "
+                f"(it has: {available}). Pick a checkpoint made for this task, or another AutoModel class."
+            )
         return _load_class(module_name, classes[cls.task])
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Building blocks shared by several architectures: activations, the padding mask, attention.
+"""Building blocks shared by several architectures: activations, the padding mask and attention, packing of
+padded batches, input checks, and the task losses.
 
 Only what more than one model file needs lives here; everything architecture-specific stays in its model file.
 """

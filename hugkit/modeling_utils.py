@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -143,7 +144,7 @@ class PreTrainedModel(nn.Module):
         target_device = resolve_device(device, device_map)
 
         files = find_weight_files(folder, variant=variant, use_safetensors=use_safetensors)
-        with torch.device("meta"):
+        with torch.device("meta"), _no_weight_init():
             model = cls(config)
         model.load_checkpoint(files, dtype=target_dtype, device=target_device, ignore_mismatched_sizes=ignore_mismatched_sizes)
         model.eval()
@@ -278,6 +279,30 @@ class PreTrainedModel(nn.Module):
             save_safetensors(state, directory, max_shard_size=max_shard_size)
         else:
             torch.save({k: v.contiguous() for k, v in state.items()}, directory / "pytorch_model.bin")
+
+
+_INIT_FUNCTIONS = (
+    "normal_", "uniform_", "trunc_normal_", "constant_", "zeros_", "ones_", "eye_", "orthogonal_",
+    "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
+)
+
+
+@contextmanager
+def _no_weight_init():
+    """Skip random initialisation while building on meta: every value is overwritten by the checkpoint, and
+    ``normal_`` on a meta tensor alone imports torch._dynamo and sympy (seconds and ~70 MB on first use)."""
+    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+    for name in _INIT_FUNCTIONS:
+        setattr(nn.init, name, _return_tensor)
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
+
+
+def _return_tensor(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor
 
 
 def _pick_dtype(dtype: Any, config: PretrainedConfig) -> torch.dtype | None:

@@ -153,3 +153,9 @@ def test_save_pretrained_round_trip_through_transformers(saved, reference, tmp_p
     assert torch.allclose(logits_of(back), logits_of(reference), atol=1e-6)
     config = json.loads((tmp_path / "ours" / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"] and config["model_type"] == "bert"
+
+
+def test_architecture_without_the_task_head(tmp_path):
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=32, n_layer=1, n_head=4, vocab_size=99)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="hugkit has no sequence-classification head for 'gpt2' models \\(it has: base model"):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path)

@@ -71,6 +71,12 @@ def test_outputs_match_transformers(arch, task, tmp_path, caplog):
     for i, name in enumerate(fields):
         assert_close(as_tuple[i], getattr(expected, name), what=f"tuple[{i}] ({name})")
 
+    concrete = hugkit_class(arch, task).from_pretrained(tmp_path)  # the concrete class loads the same weights
+    with torch.inference_mode():
+        again = concrete(**inputs)
+    for name in fields:
+        assert torch.equal(getattr(again, name), getattr(plain, name)), name
+
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_concrete_class_and_tuple_with_extras(arch, tmp_path):
