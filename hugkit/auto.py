@@ -118,6 +118,10 @@ class _AutoModel:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("gguf_file") is not None or str(pretrained_model_name_or_path).endswith(".gguf"):
+            from .gguf.loader import auto_from_gguf
+
+            return auto_from_gguf(cls, pretrained_model_name_or_path, *args, **kwargs)
         config = kwargs.pop("config", None)
         if config is None:
             hub_kwargs = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "local_files_only", "token") if k in kwargs}

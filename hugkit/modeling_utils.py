@@ -132,6 +132,14 @@ class PreTrainedModel(nn.Module):
         hub_kwargs = pop_hub_kwargs(kwargs)
         for ignored in ("low_cpu_mem_usage", "attn_implementation", "output_loading_info"):
             kwargs.pop(ignored, None)
+        gguf_file = kwargs.pop("gguf_file", None)
+        if gguf_file is not None:  # llama.cpp files: config, tensors and quantized blocks come from the GGUF
+            from .gguf.loader import load_gguf_model
+
+            return load_gguf_model(
+                cls, pretrained_model_name_or_path, gguf_file, config=config, dtype=dtype if dtype is not None else torch_dtype,
+                device=device if device is not None else device_map, hub_kwargs=hub_kwargs, **kwargs,
+            )
         from .hub import resolve
 
         folder = resolve(pretrained_model_name_or_path, **hub_kwargs)

@@ -179,6 +179,12 @@ def save_checkpoint(model, base: Path, out: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     for name in TOKENIZER_FILES:
         shutil.copyfile(base / name, out / name)
+    # all-MiniLM's tokenizer.json pads and truncates every text to 128 tokens (a sentence-transformers training
+    # setting); a classifier should pad per batch and truncate at the model's limit, so drop both settings.
+    tokenizer_path = out / "tokenizer.json"
+    tokenizer = json.loads(tokenizer_path.read_text(encoding="utf-8"))
+    tokenizer["padding"] = tokenizer["truncation"] = None
+    tokenizer_path.write_text(json.dumps(tokenizer, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     tok_config_path = out / "tokenizer_config.json"
     tok_config = json.loads(tok_config_path.read_text())
     if not tok_config.get("model_max_length") or tok_config["model_max_length"] > 512:

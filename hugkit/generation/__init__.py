@@ -15,6 +15,15 @@ _EXPORTS = {
     "generate": "hugkit.generation.loop",
     "prefill": "hugkit.generation.loop",
     "decode_step": "hugkit.generation.loop",
+    "stream": "hugkit.generation.streaming",
+    "astream": "hugkit.generation.streaming",
+    "TextStream": "hugkit.generation.streaming",
+    "AsyncTextStream": "hugkit.generation.streaming",
+    "StreamResult": "hugkit.generation.streaming",
+    "IncrementalDecoder": "hugkit.generation.streaming",
+    "TextStreamer": "hugkit.generation.streaming",
+    "TextIteratorStreamer": "hugkit.generation.streaming",
+    "StopStringChecker": "hugkit.generation.stop_strings",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
 # Fields transformers knows that hugkit does not act on yet: accepted when unset or at their default,
 # refused (NotImplementedError naming them) otherwise, so a setting is never silently ignored.
 UNSUPPORTED = (
-    "num_beams", "typical_p", "stop_strings", "output_scores", "output_logits", "return_dict_in_generate",
+    "num_beams", "typical_p", "output_scores", "output_logits", "return_dict_in_generate",
     "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
     "epsilon_cutoff", "eta_cutoff", "top_h", "sequence_bias", "guidance_scale", "max_time",
     "renormalize_logits", "remove_invalid_values",
@@ -143,6 +143,8 @@ class GenerationConfig:
         check("repetition_penalty", lambda v: is_num(v) and v > 0.0, "a float > 0 (1.0 = no penalty)")
         check("no_repeat_ngram_size", lambda v: is_int(v) and v >= 0, "an int >= 0 (0 disables it)")
         check("do_sample", lambda v: isinstance(v, bool), "a bool")
+        check("stop_strings", lambda v: isinstance(v, str) and v or isinstance(v, (list, tuple)) and len(v) > 0
+              and all(isinstance(s, str) and s for s in v), "a non-empty string or a list of them")
         for name in ("pad_token_id", "bos_token_id"):
             check(name, is_int, "an int token id")
         check("eos_token_id", lambda v: is_int(v) or (isinstance(v, (list, tuple)) and all(map(is_int, v))),
@@ -162,7 +164,7 @@ class GenerationConfig:
             raise NotImplementedError(
                 f"hugkit's generate does not support {', '.join(f'{n}={getattr(self, n)!r}' for n in used)} yet. "
                 "Supported: greedy and sampling (temperature, top_k, top_p, min_p), repetition_penalty, "
-                "no_repeat_ngram_size, num_return_sequences, max/min length, eos_token_id, pad_token_id."
+                "no_repeat_ngram_size, num_return_sequences, max/min length, eos_token_id, pad_token_id, stop_strings."
             )
 
     # --- construction and serialisation -----------------------------------------------------------

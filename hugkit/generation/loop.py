@@ -123,17 +123,23 @@ def generate_tokens(
     generation_config: GenerationConfig | None = None,
     *,
     compile: bool = False,
+    tokenizer: Any = None,
     **kwargs: Any,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row, ``(batch * num_return_sequences,)`` LongTensor, one step at a time.
 
-    Rows that have produced an EOS token yield ``pad_token_id`` from then on; the generator stops when every
-    row has finished or the length limit is reached. Breaking out of the loop drops the cache with the generator.
-    Keyword arguments are GenerationConfig fields, layered over ``generation_config`` (or the model's).
+    Rows that have produced an EOS token (or ended in one of ``stop_strings``) yield ``pad_token_id`` from then on;
+    the generator stops when every row has finished or the length limit is reached. Breaking out of the loop drops
+    the cache with the generator. Keyword arguments are GenerationConfig fields, layered over ``generation_config``
+    (or the model's); ``tokenizer`` is needed for ``stop_strings``.
+
+    When it is exhausted, the generator returns (``StopIteration.value``) a dict with per-row ``finish_reasons``
+    ("stop": an EOS token, "stop_string", "length") and ``new_tokens`` (tokens generated up to and including the
+    one that finished the row).
     """
     config = resolve_config(model, generation_config, kwargs)
     input_ids, attention_mask = _check_prompt(input_ids, attention_mask, config)
-    return _token_loop(model, input_ids, attention_mask, config, compile)
+    return _token_loop(model, input_ids, attention_mask, config, compile, tokenizer)
 
 
 def plan_lengths(model, config: GenerationConfig, prompt_length: int) -> int:
@@ -169,7 +175,9 @@ def plan_lengths(model, config: GenerationConfig, prompt_length: int) -> int:
     return max_new
 
 
-def _token_loop(model, input_ids, attention_mask, config: GenerationConfig, compile: bool) -> Iterator[torch.Tensor]:
+def _token_loop(
+    model, input_ids, attention_mask, config: GenerationConfig, compile: bool, tokenizer: Any = None
+) -> Iterator[torch.Tensor]:
     """Check lengths and set everything up now (errors surface at the call), then return the step generator."""
     sampling = config.get("do_sample")
     copies = config.get("num_return_sequences")
@@ -182,10 +190,15 @@ def _token_loop(model, input_ids, attention_mask, config: GenerationConfig, comp
         input_ids = input_ids.repeat_interleave(copies, dim=0)
         attention_mask = attention_mask.repeat_interleave(copies, dim=0)
     max_new = plan_lengths(model, config, input_ids.shape[1])
-    return _steps(model, input_ids, attention_mask, config, max_new, compile)
+    stop_check = None
+    if config.stop_strings is not None:
+        from .stop_strings import StopStringChecker
+
+        stop_check = StopStringChecker(config.stop_strings, tokenizer)
+    return _steps(model, input_ids, attention_mask, config, max_new, compile, stop_check)
 
 
-def _steps(model, input_ids, attention_mask, config: GenerationConfig, max_new: int, compile: bool):
+def _steps(model, input_ids, attention_mask, config: GenerationConfig, max_new: int, compile: bool, stop_check=None):
     batch, prompt_length = input_ids.shape
     sampling = config.get("do_sample")
     eos_ids = config.eos_token_ids()
@@ -201,6 +214,8 @@ def _steps(model, input_ids, attention_mask, config: GenerationConfig, max_new: 
     sequence = torch.zeros(batch, total, dtype=torch.long, device=device)
     sequence[:, :prompt_length] = input_ids
     unfinished = torch.ones(batch, dtype=torch.bool, device=device)
+    reason = torch.zeros(batch, dtype=torch.int8, device=device)  # 0 running, 1 EOS, 2 stop string
+    produced = torch.zeros(batch, dtype=torch.long, device=device)
     positions = positions_from_mask(attention_mask)
     next_position = positions[:, -1:] + 1
     step_fn = _compiled_decode_step() if compile else decode_step
@@ -221,19 +236,34 @@ def _steps(model, input_ids, attention_mask, config: GenerationConfig, max_new: 
         if pad_id is not None:
             tokens = torch.where(unfinished, tokens, pad_id)
         sequence[:, length] = tokens
+        produced += unfinished
         yield tokens
         if len(eos):
-            unfinished &= ~torch.isin(tokens, eos)
-            if not bool(unfinished.any()):
-                return
+            hit = unfinished & torch.isin(tokens, eos)
+            reason.masked_fill_(hit, 1)
+            unfinished &= ~hit
+        if stop_check is not None:
+            rows = unfinished.nonzero().flatten().tolist()
+            if rows:
+                hit = torch.tensor(stop_check(sequence[:, : length + 1], rows), device=device)
+                reason.masked_fill_(hit, 2)
+                unfinished &= ~hit
+        if (len(eos) or stop_check is not None) and not bool(unfinished.any()):
+            return _summary(reason, produced)
         if step + 1 == max_new:
-            return
+            return _summary(reason, produced)
         keep[:, length] = 1
         cache_position = torch.tensor([length], device=device)
         with torch.no_grad():
             logits = step_fn(model, tokens[:, None], next_position, cache_position, cache, keep)
         cache.seen_tokens = length + 1
         next_position = next_position + 1
+    return _summary(reason, produced)
+
+
+def _summary(reason: torch.Tensor, produced: torch.Tensor) -> dict[str, list]:
+    names = ("length", "stop", "stop_string")
+    return {"finish_reasons": [names[int(r)] for r in reason.tolist()], "new_tokens": produced.tolist()}
 
 
 def generate(
@@ -244,6 +274,7 @@ def generate(
     *,
     streamer: Any = None,
     compile: bool = False,
+    tokenizer: Any = None,
     **kwargs: Any,
 ) -> torch.Tensor:
     """Prompt plus new tokens as one LongTensor ``(batch * num_return_sequences, length)``, like transformers.
@@ -257,7 +288,7 @@ def generate(
     if streamer is not None:
         streamer.put(prompt.cpu())
     new_tokens = []
-    for tokens in _token_loop(model, input_ids, attention_mask, config, compile):
+    for tokens in _token_loop(model, input_ids, attention_mask, config, compile, tokenizer):
         new_tokens.append(tokens)
         if streamer is not None:
             streamer.put(tokens.cpu())

@@ -30,6 +30,11 @@ TASKS: dict[str, dict[str, Any]] = {
         "head": "base",
         "default_id": "distilbert/distilroberta-base",
     },
+    "text-generation": {
+        "impl": "hugkit.pipelines.text_generation:TextGenerationPipeline",
+        "head": "causal-lm",
+        "default_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    },
     "sentence-embeddings": {
         "impl": "hugkit.pipelines.feature_extraction:SentenceEmbeddingPipeline",
         "head": "base",

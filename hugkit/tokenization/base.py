@@ -482,6 +482,33 @@ class PreTrainedTokenizerFast(SpecialTokensMixin):
             .replace(" 've", "'ve").replace(" 're", "'re")
         )
 
+    # ------------------------------------------------------------------ chat templates
+
+    def apply_chat_template(self, conversation, tools=None, documents=None, chat_template=None,
+                            add_generation_prompt: bool = False, continue_final_message: bool | str = False,
+                            tokenize: bool = True, padding: bool | str = False, truncation: bool = False,
+                            max_length: int | None = None, return_tensors: str | None = None,
+                            return_dict: bool = True, tokenizer_kwargs: dict | None = None, **kwargs):
+        """Render a conversation (or a batch of them) with the chat template, like transformers 5.
+
+        Returns the text when ``tokenize=False``; else a BatchEncoding (``return_dict=True``, transformers 5's
+        default) or the token ids. Extra keyword arguments are variables for the template.
+        """
+        from .chat_template import apply_chat_template
+
+        return apply_chat_template(
+            self, conversation, tools=tools, documents=documents, chat_template=chat_template,
+            add_generation_prompt=add_generation_prompt, continue_final_message=continue_final_message,
+            tokenize=tokenize, padding=padding, truncation=truncation, max_length=max_length,
+            return_tensors=return_tensors, return_dict=return_dict, tokenizer_kwargs=tokenizer_kwargs, **kwargs,
+        )
+
+    def get_chat_template(self, chat_template: str | None = None, tools: list | None = None) -> str:
+        """The template text ``apply_chat_template`` would use (by name when the tokenizer has several)."""
+        from .chat_template import select_template
+
+        return select_template(self.chat_template, chat_template, tools)
+
     # ------------------------------------------------------------------ saving
 
     def save_pretrained(self, save_directory: str | os.PathLike, legacy_format: bool | None = None,

@@ -31,7 +31,8 @@ def test_default_is_builtin_and_confident(classifier):
 def test_same_scores_as_transformers(classifier):
     import transformers
 
-    theirs = transformers.pipeline("sentiment-analysis", model=str(BUILTIN_SENTIMENT), device="cpu")
+    # transformers 5 defaults to dtype="auto" (fp16 here); hugkit runs fp32 on CPU unless asked: compare like for like.
+    theirs = transformers.pipeline("sentiment-analysis", model=str(BUILTIN_SENTIMENT), device="cpu", dtype="float32")
     texts = ["A quiet triumph.", "Forgettable.", "I wanted to like it, but the script is a mess.", "Ça alors 🎬"]
     for ours_result, their_result in zip(classifier(texts), theirs(texts)):
         assert ours_result["label"] == their_result["label"]

@@ -1,0 +1,131 @@
+"""GGUF block formats Q4_0 / Q4_1 / Q8_0 kept quantized in memory and multiplied without inflating to fp32.
+
+Block layouts (32 weights per block, little-endian, llama.cpp's ggml-common.h):
+
+- Q4_0, 18 bytes: ``d`` (f16), 16 bytes of nibbles; weight ``j`` is the low nibble of byte ``j`` for j < 16 and the
+  high nibble of byte ``j - 16`` otherwise; ``w = (q - 8) * d``.
+- Q4_1, 20 bytes: ``d`` (f16), ``m`` (f16), 16 bytes of nibbles (same order); ``w = q * d + m``.
+- Q8_0, 34 bytes: ``d`` (f16), 32 signed bytes; ``w = q * d``.
+
+Kernel choice, measured here (2 vCPU Zen 3, AVX2 only, 1 thread, SmolLM2 shapes, microseconds per call):
+
+| (out, in)     | batch | fp32 resident | int4pack_mm_for_cpu | int8pack_mm | int8 storage, dequantize + F.linear |
+| (1536, 576)   |   1   |      150      |        2090         |    1340     |                 970                 |
+| (1536, 576)   |  32   |      950      |       58860         |   27190     |                1870                 |
+| (49152, 576)  |   1   |     9300      |       61540         |      -      |              ~290000                |
+
+torch's own int4/int8 CPU kernels (``aten._weight_int4pack_mm_for_cpu``, whose ``(q - 8) * scale + zero`` groups
+fit Q4_0/Q4_1 exactly) have no fast path on AVX2 and are slower than dequantizing on the fly, catastrophically so
+at prefill. So blocks are kept as int8 values with per-block fp32 scale and zero (1.25 bytes per weight instead of
+4) and each call dequantizes ``q * scale + zero`` -- the very formula gguf uses, so the weight is bit-identical to
+the dequantized tensor -- then runs an ordinary fp32 matmul. This saves memory, not time: on this CPU the fastest
+path of all is fp32 resident weights, which ``from_pretrained(..., gguf_dequantize=True)`` gives.
+This module is the home of GGUF block weights; the quantization package (issue 5) can import it from here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+QK = 32  # weights per block, for all three formats
+BLOCK_BYTES = {"Q4_0": 18, "Q4_1": 20, "Q8_0": 34}
+
+
+def _f16(blocks: np.ndarray, offset: int) -> np.ndarray:
+    """The f16 at byte ``offset`` of every block (blocks: (..., block_bytes) uint8) as float32, shape (..., 1)."""
+    return np.ascontiguousarray(blocks[..., offset : offset + 2]).view(np.float16).astype(np.float32)
+
+
+def _nibbles(qs: np.ndarray) -> np.ndarray:
+    """(..., 16) packed bytes -> (..., 32) values 0..15 in GGUF element order (low nibbles first)."""
+    return np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+
+
+def unpack_blocks(raw, kind: str, out_features: int, in_features: int):
+    """Raw GGUF bytes of an (out, in) tensor -> (q int8 (out, in/32, 32), scale, zero float32 (out, in/32, 1)),
+    with ``w = q * scale + zero`` exactly as gguf dequantizes."""
+    if kind not in BLOCK_BYTES:
+        raise ValueError(f"Unsupported GGUF block format {kind!r}; supported: {', '.join(BLOCK_BYTES)}.")
+    if in_features % QK:
+        raise ValueError(f"GGUF {kind} tensor with {in_features} input features: not a multiple of the block size {QK}.")
+    raw = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
+    blocks = raw.reshape(out_features, in_features // QK, BLOCK_BYTES[kind])
+    d = _f16(blocks, 0)
+    if kind == "Q4_0":
+        q = _nibbles(blocks[..., 2:]).astype(np.int8) - np.int8(8)
+        zero = np.zeros_like(d)
+    elif kind == "Q4_1":
+        q = _nibbles(blocks[..., 4:]).astype(np.int8)
+        zero = _f16(blocks, 2)
+    else:
+        q = np.ascontiguousarray(blocks[..., 2:]).view(np.int8)
+        zero = np.zeros_like(d)
+    return torch.from_numpy(np.ascontiguousarray(q)), torch.from_numpy(d), torch.from_numpy(zero)
+
+
+def dequantize_blocks(raw, kind: str, out_features: int, in_features: int) -> torch.Tensor:
+    """The float32 (out, in) tensor a GGUF block tensor stands for."""
+    q, scale, zero = unpack_blocks(raw, kind, out_features, in_features)
+    return (q * scale + zero).reshape(out_features, in_features)
+
+
+class GGUFLinear(nn.Module):
+    """A bias-free linear layer whose weight stays quantized (Q4_0, Q4_1 or Q8_0 blocks).
+
+    Buffers ``qweight`` (int8, (out, in/32, 32)), ``scales`` and ``zeros`` (float32, (out, in/32, 1)).
+    A tied head shares these buffers with its :class:`GGUFEmbedding`.
+    """
+
+    def __init__(self, in_features: int, out_features: int, kind: str, q: torch.Tensor, scales: torch.Tensor,
+                 zeros: torch.Tensor) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.kind = in_features, out_features, kind
+        self.register_buffer("qweight", q)
+        self.register_buffer("scales", scales)
+        self.register_buffer("zeros", zeros)
+
+    @classmethod
+    def from_raw(cls, raw, kind: str, out_features: int, in_features: int) -> "GGUFLinear":
+        return cls(in_features, out_features, kind, *unpack_blocks(raw, kind, out_features, in_features))
+
+    def dequantize(self) -> torch.Tensor:
+        """The fp32 weight (out, in), bit-identical to gguf's own dequantization."""
+        return (self.qweight * self.scales + self.zeros).view(self.out_features, self.in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.dequantize().to(x.dtype))
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.qweight.numel() + 4 * (self.scales.numel() + self.zeros.numel())
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, kind={self.kind}"
+
+
+class GGUFEmbedding(nn.Module):
+    """An embedding table kept quantized; looked-up rows are dequantized on the fly."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, kind: str, q: torch.Tensor, scales: torch.Tensor,
+                 zeros: torch.Tensor) -> None:
+        super().__init__()
+        self.num_embeddings, self.embedding_dim, self.kind = num_embeddings, embedding_dim, kind
+        self.register_buffer("qweight", q)
+        self.register_buffer("scales", scales)
+        self.register_buffer("zeros", zeros)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        ids = input_ids.reshape(-1)
+        rows = self.qweight[ids] * self.scales[ids] + self.zeros[ids]
+        return rows.reshape(*input_ids.shape, self.embedding_dim)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The full fp32 table, built on demand (for inspection; the forward pass never builds it)."""
+        return (self.qweight * self.scales + self.zeros).view(self.num_embeddings, self.embedding_dim)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, kind={self.kind}"

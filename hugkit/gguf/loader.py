@@ -1,0 +1,199 @@
+"""Build a hugkit causal LM from a GGUF file: config from the metadata, tensors renamed to HF names, Q/K rows
+un-permuted, Q4_0/Q4_1/Q8_0 weights kept in their blocks (see linear.py), every tensor accounted for.
+
+llama.cpp's converter permutes the rows of Llama's q/k projections (per head: interleaved halves, for its RoPE);
+hugkit applies RoPE as transformers does, so the permutation is undone here: within each head, row ``2 j + i`` of
+the file becomes row ``i * head_dim / 2 + j`` (transformers' ``_reverse_permute_weights``). Rows are independent in
+every block format, so quantized tensors are permuted as raw rows, before unpacking.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .linear import BLOCK_BYTES, GGUFEmbedding, GGUFLinear, unpack_blocks
+from .reader import gguf_config_dict, gguf_path, import_gguf, open_gguf
+
+logger = logging.getLogger(__name__)
+
+_GLOBAL_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+_LAYER_NAMES = {
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+_LAYER_TENSOR = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
+FLOAT_TYPES = ("F32", "F16", "BF16")
+
+
+def hf_name(name: str) -> str | None:
+    if name in _GLOBAL_NAMES:
+        return _GLOBAL_NAMES[name]
+    match = _LAYER_TENSOR.match(name)
+    if match and match.group(2) in _LAYER_NAMES:
+        return f"model.layers.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}.{match.group(3)}"
+    return None
+
+
+def unpermute_rows(n_rows: int, n_head: int) -> torch.Tensor:
+    """Index that undoes llama.cpp's q/k row permutation: new = old[index]."""
+    half = n_rows // n_head // 2
+    return torch.arange(n_rows).reshape(n_head, half, 2).transpose(1, 2).reshape(-1)
+
+
+def load_config(path: Path, config_class_for=None, **overrides: Any):
+    from ..auto import config_class_for as lookup
+
+    reader = open_gguf(path)
+    config_dict = gguf_config_dict(reader, path)
+    config_dict.update(overrides)
+    return (config_class_for or lookup)(config_dict["model_type"]).from_dict(config_dict)
+
+
+def load_gguf_model(
+    cls,
+    path_or_dir: str | os.PathLike,
+    gguf_file: str | os.PathLike | None,
+    *,
+    config=None,
+    dtype: Any = None,
+    device: Any = None,
+    gguf_dequantize: bool = False,
+    hub_kwargs: dict | None = None,
+    **config_overrides: Any,
+):
+    """``cls.from_pretrained(path_or_dir, gguf_file=...)``: see the module docstring.
+
+    ``gguf_dequantize=True`` inflates Q4_0/Q4_1/Q8_0 blocks to fp32 ``nn.Linear`` weights (the fastest decode on a CPU
+    without a fast int4 kernel, at 4 bytes per weight).
+    """
+    from ..modeling_utils import _no_weight_init, _owner, resolve_device, to_torch_dtype
+
+    gguf = import_gguf()
+    path = gguf_path(path_or_dir, gguf_file, **(hub_kwargs or {}))
+    reader = open_gguf(path)
+    if config is None:
+        config = load_config(path, **config_overrides)
+    else:
+        config.update(config_overrides)
+    config._name_or_path = os.fspath(path_or_dir)
+    dtype = None if dtype in (None, "auto") else to_torch_dtype(dtype)
+    target_device = resolve_device(device)
+
+    with torch.device("meta"), _no_weight_init():
+        model = cls(config)
+    expected = dict(model.named_parameters(remove_duplicate=False))
+    arch = gguf_config_dict(reader, path)["model_type"]
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+    filled: set[str] = set()
+    unknown: list[str] = []
+    embedding_module = None
+
+    for tensor in reader.tensors:
+        name = hf_name(tensor.name)
+        if name is None or name not in expected:
+            unknown.append(f"{tensor.name} ({name or 'no HF name'})")
+            continue
+        kind = tensor.tensor_type.name
+        raw = tensor.data
+        out_features = int(tensor.shape[-1]) if len(tensor.shape) > 1 else int(tensor.shape[0])
+        in_features = int(tensor.shape[0]) if len(tensor.shape) > 1 else 1
+        if arch == "llama" and (".q_proj." in name or ".k_proj." in name):
+            n_head = heads if ".q_proj." in name else kv_heads
+            raw = np.asarray(raw)[unpermute_rows(out_features, n_head).numpy()]
+        owner, attr = _owner(model, name)
+        target_shape = tuple(expected[name].shape)
+        if kind in BLOCK_BYTES and not gguf_dequantize and attr == "weight" and isinstance(owner, (nn.Linear, nn.Embedding)):
+            if (out_features, in_features) != target_shape:
+                raise ValueError(f"GGUF tensor {tensor.name} has shape {(out_features, in_features)}, model expects {target_shape}.")
+            q, scales, zeros = unpack_blocks(raw, kind, out_features, in_features)
+            parent, child = _owner(model, name.rsplit(".", 1)[0])
+            if isinstance(owner, nn.Embedding):
+                module = GGUFEmbedding(out_features, in_features, kind, q, scales, zeros)
+                embedding_module = module
+            else:
+                module = GGUFLinear(in_features, out_features, kind, q, scales, zeros)
+            setattr(parent, child, module)
+            filled.add(name)
+            continue
+        if kind in FLOAT_TYPES:
+            values = torch.from_numpy(np.array(raw)).to(torch.float32)
+        else:
+            supported = ", ".join((*FLOAT_TYPES, *BLOCK_BYTES))
+            try:
+                values = torch.from_numpy(np.asarray(gguf.quants.dequantize(np.asarray(raw), tensor.tensor_type), dtype=np.float32))
+            except NotImplementedError as exc:
+                raise ValueError(
+                    f"GGUF tensor {tensor.name} has type {kind}, which cannot be read. Kept quantized: "
+                    f"{', '.join(BLOCK_BYTES)}; read as floats: {', '.join(FLOAT_TYPES)}; other types need gguf's "
+                    f"dequantize, which does not know {kind}."
+                ) from exc
+            if kind not in BLOCK_BYTES:
+                logger.info("GGUF tensor %s is %s, which hugkit does not run natively (it does %s): dequantized to "
+                            "float32.", tensor.name, kind, supported)
+        values = values.reshape(target_shape)
+        owner._parameters[attr] = nn.Parameter(values.to(dtype or torch.float32), requires_grad=False)
+        filled.add(name)
+
+    if unknown:
+        raise ValueError(f"The GGUF file {path} has tensors hugkit's {type(model).__name__} does not use: "
+                         f"{', '.join(unknown[:8])}{' ...' if len(unknown) > 8 else ''}.")
+    tied = bool(getattr(config, "tie_word_embeddings", False)) and "lm_head.weight" not in filled
+    if tied:
+        if embedding_module is not None:
+            model.lm_head = GGUFLinear(embedding_module.embedding_dim, embedding_module.num_embeddings,
+                                       embedding_module.kind, embedding_module.qweight, embedding_module.scales,
+                                       embedding_module.zeros)
+        else:
+            model.tie_weights()
+        filled.add("lm_head.weight")
+    missing = [name for name in expected if name not in filled]
+    if missing:
+        raise ValueError(f"The GGUF file {path} lacks tensors {type(model).__name__} needs: {', '.join(missing[:8])}.")
+    model._materialize_leftovers(torch.device("cpu"))
+    if target_device.type != "cpu":
+        model.to(target_device)
+    model.eval()
+    return model
+
+
+def auto_from_gguf(auto_cls, path_or_dir: str | os.PathLike, *args: Any, **kwargs: Any):
+    """``AutoModelFor*.from_pretrained(folder, gguf_file=name)`` or ``(path/to/file.gguf)``: the class comes from the
+    GGUF's architecture; the model class's own from_pretrained (with its generation config handling) loads it."""
+    gguf_file = kwargs.pop("gguf_file", None)
+    direct = Path(os.fspath(path_or_dir)).expanduser()
+    if gguf_file is None or direct.is_file():
+        if not direct.is_file():
+            from ..hub import CheckpointNotFoundError
+
+            raise CheckpointNotFoundError(f"GGUF file not found: {direct}")
+        path_or_dir, gguf_file = direct.parent, gguf_file or direct.name
+    hub_keys = ("revision", "subfolder", "cache_dir", "local_files_only", "token")
+    path = gguf_path(path_or_dir, gguf_file, **{k: kwargs[k] for k in hub_keys if k in kwargs})
+    config = kwargs.pop("config", None)
+    if config is None:
+        from ..auto import _LOADING_KWARGS
+
+        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOADING_KWARGS and k not in hub_keys
+                     and k != "gguf_dequantize"}
+        config = load_config(path, **overrides)
+    model_class = auto_cls.model_class_for(config)
+    return model_class.from_pretrained(path.parent, *args, gguf_file=path.name, config=config, **kwargs)

@@ -1,0 +1,102 @@
+"""generate(..., stop_strings=[...], tokenizer=tok): the same greedy outputs as transformers' StopStringCriteria,
+for byte-level BPE (GPT-2, Llama-3) and byte-fallback SentencePiece vocabularies, single rows and padded batches."""
+
+import pytest
+import torch
+
+from hugkit.generation.stop_strings import StopStringChecker
+
+from .text_models import llama_with_byte_fallback_tokenizer, llama_with_gpt2_tokenizer, llama_with_llama3_tokenizer, load_both
+
+SETTINGS = dict(max_new_tokens=14, do_sample=False, repetition_penalty=1.5)
+FOLDERS = {"gpt2": llama_with_gpt2_tokenizer, "llama3": llama_with_llama3_tokenizer, "spm": llama_with_byte_fallback_tokenizer}
+
+
+@pytest.fixture(scope="module", params=sorted(FOLDERS))
+def models(request):
+    return load_both(FOLDERS[request.param]())
+
+
+def _batch(tokenizer, texts):
+    rows = [tokenizer.encode(text) for text in texts]
+    longest = max(map(len, rows))
+    ids = torch.tensor([[0] * (longest - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (longest - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
+
+
+def _stop_candidates(tokenizer, new_ids):
+    """Stop strings built from the free run: across a token boundary, inside one token, and never produced."""
+    pieces = [tokenizer.decode(new_ids[: i + 1]) for i in range(len(new_ids))]
+    text = pieces[-1]
+    candidates = [["zzzq never"]]
+    for step in (3, 6, 9):
+        start, end = len(pieces[step - 1]), len(pieces[step])
+        if end - start >= 1 and start >= 1:
+            across = text[start - 1 : start + 1]
+            if "\ufffd" not in across and across.strip():
+                candidates.append([across])
+        inside = text[start:end].strip()
+        if len(inside) >= 3 and "\ufffd" not in inside:
+            candidates.append([inside[1:3], "zzzq"])
+    return candidates
+
+
+def test_stop_strings_match_transformers(models):
+    model, tokenizer, reference, reference_tokenizer = models
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    kwargs = dict(SETTINGS, pad_token_id=pad)
+    ids, mask = _batch(tokenizer, ["Hello world, this", "Emoji 🙂 and café"])
+    free = reference.generate(ids, attention_mask=mask, **kwargs)
+    tried = 0
+    for row in range(2):
+        for stops in _stop_candidates(tokenizer, free[row, ids.shape[1]:].tolist()):
+            expected = reference.generate(ids, attention_mask=mask, stop_strings=stops, tokenizer=reference_tokenizer, **kwargs)
+            got = model.generate(ids, attention_mask=mask, stop_strings=stops, tokenizer=tokenizer, **kwargs)
+            assert torch.equal(got, expected), stops
+            single = reference.generate(ids[row:row + 1, mask[row].argmax():], stop_strings=stops,
+                                        tokenizer=reference_tokenizer, **kwargs)
+            got = model.generate(ids[row:row + 1, mask[row].argmax():], stop_strings=stops, tokenizer=tokenizer, **kwargs)
+            assert torch.equal(got, single), stops
+            tried += 1
+    assert tried >= 4
+
+
+def test_stop_string_overlap_rule():
+    """A stop string must end inside the last token; text after it in that token does not matter."""
+
+    class Tiny:
+        backend_tokenizer = None
+
+        def __init__(self):
+            self.vocab = ["abc", "st", "op", "stop", "opera", "las", "topper", "at", "xstopy"]
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [0]}
+
+        def convert_ids_to_tokens(self, ids):
+            return [self.vocab[i] for i in ids] if isinstance(ids, list) else self.vocab[ids]
+
+        def convert_tokens_to_string(self, tokens):
+            return "".join(tokens)
+
+    tok = Tiny()
+    check = StopStringChecker(["stop"], tok)
+    index = {t: i for i, t in enumerate(tok.vocab)}
+
+    def hits(*tokens):
+        return check([[index[t] for t in tokens]])[0]
+
+    assert hits("st", "op") and hits("stop") and hits("st", "opera") and hits("las", "topper") and hits("xstopy")
+    assert not hits("stop", "at") and not hits("st", "op", "at") and not hits("abc")
+
+
+def test_stop_strings_need_a_tokenizer_and_strings(models):
+    model, tokenizer, _, _ = models
+    ids = torch.tensor([tokenizer.encode("Hello")])
+    with pytest.raises(ValueError, match="tokenizer"):
+        model.generate(ids, max_new_tokens=3, stop_strings=["x"])
+    with pytest.raises(ValueError, match="stop_strings"):
+        model.generate(ids, max_new_tokens=3, stop_strings=[""], tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="stop_strings"):
+        model.generate(ids, max_new_tokens=3, stop_strings=[3], tokenizer=tokenizer)
