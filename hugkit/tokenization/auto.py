@@ -56,6 +56,7 @@ class AutoTokenizer:
     ) -> PreTrainedTokenizerFast:
         if inputs:
             raise TypeError("AutoTokenizer.from_pretrained takes tokenizer settings as keyword arguments only")
+        gguf_file = overrides.pop("gguf_file", None)
         for name in _IGNORED_LOADER_ARGUMENTS:
             overrides.pop(name, None)
         started = time.perf_counter()
@@ -65,6 +66,12 @@ class AutoTokenizer:
             raise TypeError(
                 f"pretrained_model_name_or_path must be a str or a path, got {type(pretrained_model_name_or_path).__name__}"
             )
+        if gguf_file is not None or (source.is_file() and source.suffix == ".gguf"):
+            return _from_gguf(pretrained_model_name_or_path, gguf_file, overrides,
+                              revision=revision, subfolder=subfolder, cache_dir=cache_dir,
+                              local_files_only=local_files_only, token=token)
+        if source.is_file() and (source.suffix == ".tiktoken" or (source.suffix == ".json" and _is_tiktoken_json(source))):
+            return _from_tiktoken(source, overrides)
         if source.is_file() and source.suffix == ".json":
             # A lone tokenizer.json: no config to read.
             return PreTrainedTokenizerFast(Tokenizer.from_file(str(source)), name_or_path=str(source), **overrides)
@@ -269,3 +276,64 @@ def _build_tokenizer(backend: Tokenizer, family: TokenizerFamily, class_name: st
         **flags,
         **settings,
     )
+
+
+# --- GGUF-embedded and tiktoken tokenizers -----------------------------------------------------------------
+
+
+def _cached_conversion(key: str, convert):
+    cached = cache.load_cached(key)
+    if cached is not None:
+        tokenizer_path, derived = cached
+        try:
+            return Conversion(Tokenizer.from_file(str(tokenizer_path)), derived)
+        except Exception as error:  # a damaged entry is rebuilt below
+            logger.info("Rebuilding damaged tokenizer cache entry %s: %s", tokenizer_path, error)
+    started = time.perf_counter()
+    conversion = convert()
+    logger.info("Converted a tokenizer in %.2fs; caching it", time.perf_counter() - started)
+    cache.store(key, conversion.tokenizer.to_str(), conversion.derived)
+    return conversion
+
+
+def _from_gguf(path_or_dir, gguf_file, overrides: dict, **hub_kwargs) -> PreTrainedTokenizerFast:
+    """A GGUF's embedded tokenizer; the converted engine is cached under a digest of the file's metadata bytes."""
+    import hashlib
+
+    from ..gguf.reader import gguf_path, open_gguf
+    from .converters.gguf import convert_gguf, gguf_tokenizer_fields
+
+    hub_kwargs["subfolder"] = hub_kwargs.get("subfolder") or ""
+    path = gguf_path(path_or_dir, gguf_file, **hub_kwargs)
+    reader = open_gguf(path)
+    with open(path, "rb") as handle:  # the metadata and tensor index, not the weights
+        digest = hashlib.sha256(handle.read(int(reader.data_offset))).hexdigest()
+    key = hashlib.sha256(json.dumps({"version": cache.CONVERTER_VERSION, "kind": "gguf", "metadata": digest}).encode()).hexdigest()
+    conversion = _cached_conversion(key, lambda: convert_gguf(gguf_tokenizer_fields(reader), f"GGUF file {path}"))
+    derived = conversion.derived
+    settings = {**{k: v for k, v in derived["special_tokens"].items() if v is not None}, "padding_side": "right"}
+    settings["add_bos_token"] = derived.get("add_bos_token", False)
+    settings["add_eos_token"] = derived.get("add_eos_token", False)
+    if derived.get("chat_template"):
+        settings["chat_template"] = derived["chat_template"]
+    settings.update(overrides)
+    return PreTrainedTokenizerFast(conversion.tokenizer, name_or_path=str(path), **settings)
+
+
+def _is_tiktoken_json(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    return b'"bpe_ranks"' in head or b'"pat_str"' in head
+
+
+def _from_tiktoken(path: Path, overrides: dict) -> PreTrainedTokenizerFast:
+    """A tiktoken encoding (.tiktoken file, or the npm package's encoder JSON)."""
+    from .converters import tiktoken
+
+    options = tiktoken.tiktoken_options(path, overrides.pop("pattern", None), overrides.pop("special_tokens", None))
+    key = cache.conversion_key("tiktoken", [path], options)
+    conversion = _cached_conversion(key, lambda: tiktoken.convert_tiktoken(path, options))
+    settings = {k: v for k, v in conversion.derived.get("special_tokens", {}).items() if v is not None}
+    settings.update(overrides)
+    settings.setdefault("add_bos_token", False)
+    return PreTrainedTokenizerFast(conversion.tokenizer, name_or_path=str(path), **settings)
