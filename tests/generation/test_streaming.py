@@ -3,9 +3,11 @@ hugkit.stream / astream end states; early stop frees the generator; TextStreamer
 
 import asyncio
 import contextlib
+import gc
 import io
 import random
 import threading
+import weakref
 
 import pytest
 import torch
@@ -151,6 +153,15 @@ def test_breaking_out_closes_the_generator(gpt2_pair):
     with hugkit.stream(model, tokenizer, "Hello", max_new_tokens=50, do_sample=False) as managed:
         next(managed)
     assert managed._tokens.gi_frame is None
+    # Breaking out of a loop over a stream nobody keeps drops the token loop with it.
+    for _ in hugkit.stream(model, tokenizer, "Hello", max_new_tokens=50, do_sample=False):
+        break
+    stream = hugkit.stream(model, tokenizer, "Hello", max_new_tokens=50, do_sample=False)
+    tokens_ref = weakref.ref(stream._tokens)
+    next(stream)
+    del stream
+    gc.collect()
+    assert tokens_ref() is None
 
 
 def test_stream_errors_surface_at_the_call(gpt2_pair):

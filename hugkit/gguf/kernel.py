@@ -1,0 +1,97 @@
+"""A small C++ kernel for decode-sized GGUF matmuls: ``y = x @ (q * scale + zero)^T`` read straight from int8 blocks.
+
+Why: at batch 1 a matmul is bound by the bytes of weight it reads. torch's CPU int4/int8 kernels have no fast path
+on AVX2 (see linear.py) and dequantizing to fp32 first writes and re-reads 4 bytes per weight, so both lose to fp32
+weights. This kernel reads 1 byte per weight (+ 8 bytes of scale/zero per 32) and accumulates per block:
+``y[n] = sum_g scale[n,g] * (x_g . q[n,g]) + zero[n,g] * sum(x_g)`` -- the same value as the dequantized matmul up
+to fp32 rounding order.
+
+It is compiled once per machine with torch's cpp_extension (cached under ~/.cache/torch_extensions, or
+TORCH_EXTENSIONS_DIR) the first time a GGUF model runs; without a compiler, or with ``HUGKIT_GGUF_KERNEL=0``,
+GGUFLinear falls back to dequantize + fp32 matmul. Used for inputs of at most ``MAX_ROWS`` rows (decode);
+longer inputs (prefill) are compute-bound and go to the dequantize + BLAS path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+MAX_ROWS = 4
+_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+torch::Tensor block_mm(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
+  TORCH_CHECK(q.scalar_type() == torch::kChar && q.is_contiguous(), "q: contiguous int8");
+  const int64_t M = x.size(0), K = x.size(1), N = q.numel() / K, G = K / 32;
+  TORCH_CHECK(K % 32 == 0 && q.numel() == N * K && scale.numel() == N * G && zero.numel() == N * G, "shapes");
+  auto y = torch::empty({M, N}, x.options());
+  auto xs = x.view({M, G, 32}).sum(-1).contiguous();
+  const float* X = x.data_ptr<float>();
+  const int8_t* Q = q.data_ptr<int8_t>();
+  const float* S = scale.data_ptr<float>();
+  const float* Z = zero.data_ptr<float>();
+  const float* XS = xs.data_ptr<float>();
+  float* Y = y.data_ptr<float>();
+  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      const int8_t* qn = Q + n * K;
+      const float* sn = S + n * G;
+      const float* zn = Z + n * G;
+      for (int64_t m = 0; m < M; ++m) {
+        const float* xm = X + m * K;
+        const float* xsm = XS + m * G;
+        float acc = 0.f;
+        for (int64_t g = 0; g < G; ++g) {
+          const int8_t* qg = qn + g * 32;
+          const float* xg = xm + g * 32;
+          float dot = 0.f;
+          for (int k = 0; k < 32; ++k) dot += xg[k] * (float)qg[k];
+          acc += sn[g] * dot + zn[g] * xsm[g];
+        }
+        Y[m * N + n] = acc;
+      }
+    }
+  });
+  return y;
+}
+"""
+
+_lock = threading.Lock()
+_module = None
+_failed = False
+
+
+def block_mm_kernel():
+    """The compiled ``block_mm(x, q, scale, zero)``, or None when unavailable (logged once)."""
+    global _module, _failed
+    if _module is not None or _failed:
+        return _module
+    with _lock:
+        if _module is not None or _failed:
+            return _module
+        if os.environ.get("HUGKIT_GGUF_KERNEL", "1") == "0" or not hasattr(torch.ops.aten, "sum"):
+            _failed = True
+            return None
+        try:
+            from torch.utils.cpp_extension import load_inline
+
+            flags = ["-O3", "-ffast-math"]
+            if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+                flags += ["-mavx2", "-mfma"]
+            _module = load_inline(
+                name="hugkit_gguf_block_mm_v1", cpp_sources=[_SOURCE + "\n"], functions=["block_mm"],
+                extra_cflags=flags, verbose=False,
+            )
+        except Exception as error:  # no compiler, no headers, ...: the torch fallback is correct, only slower
+            _failed = True
+            logger.info("GGUF decode kernel unavailable (%s: %s); using dequantize + fp32 matmul.", type(error).__name__,
+                        str(error).splitlines()[0] if str(error) else "")
+    return _module
