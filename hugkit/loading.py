@@ -104,25 +104,38 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
     return header, data_start
 
 
-def iter_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield (name, tensor) pairs whose storage is a copy-on-write mmap of the file (no read until touched)."""
+def iter_safetensors(path: Path, convert_to: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (name, tensor) pairs whose storage is a copy-on-write mmap of the file (no read until touched).
+
+    Floating tensors stored in another dtype than ``convert_to`` are instead read with one ``readinto`` each and
+    converted: going through the mmap would keep the source pages resident beside the converted copy.
+    """
     header, data_start = read_safetensors_header(path)
     size = path.stat().st_size
     storage = torch.UntypedStorage.from_file(os.fspath(path), shared=False, nbytes=size)
     file_bytes = torch.empty(0, dtype=torch.uint8).set_(storage)
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
-        if dtype is None:
-            raise CorruptCheckpointError(f"{path}: tensor {name!r} has an unsupported dtype {info['dtype']!r}.")
-        begin, end = info["data_offsets"]
-        raw = file_bytes[data_start + begin : data_start + end]
-        if (data_start + begin) % dtype.itemsize:
-            raw = raw.clone()  # views need aligned offsets; rare, only for oddly packed files
-        shape = info["shape"]
-        tensor = raw.view(dtype).reshape(shape) if raw.numel() else torch.empty(shape, dtype=dtype)
-        yield name, tensor
+    with open(path, "rb", buffering=0) as handle:
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
+            if dtype is None:
+                raise CorruptCheckpointError(f"{path}: tensor {name!r} has an unsupported dtype {info['dtype']!r}.")
+            begin, end = info["data_offsets"]
+            shape = info["shape"]
+            if end == begin:
+                yield name, torch.empty(shape, dtype=dtype)
+                continue
+            if convert_to is not None and dtype.is_floating_point and dtype != convert_to:
+                raw = torch.empty(end - begin, dtype=torch.uint8)
+                handle.seek(data_start + begin)
+                handle.readinto(raw.numpy())
+                yield name, raw.view(dtype).reshape(shape).to(convert_to)
+                continue
+            raw = file_bytes[data_start + begin : data_start + end]
+            if (data_start + begin) % dtype.itemsize:
+                raw = raw.clone()  # views need aligned offsets; rare, only for oddly packed files
+            yield name, raw.view(dtype).reshape(shape)
 
 
 def iter_torch_bin(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
@@ -142,10 +155,11 @@ def iter_torch_bin(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     yield from state.items()
 
 
-def iter_checkpoint(files: list[Path]) -> Iterator[tuple[str, torch.Tensor]]:
+def iter_checkpoint(files: list[Path], convert_to: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+    """All tensors of a checkpoint; floating ones in ``convert_to`` when given (safetensors converts as it reads)."""
     for path in files:
         if path.suffix == ".safetensors":
-            yield from iter_safetensors(path)
+            yield from iter_safetensors(path, convert_to)
         else:
             yield from iter_torch_bin(path)
 

@@ -179,7 +179,7 @@ class PreTrainedModel(nn.Module):
         mismatched: list[str] = []
         kept_layers = getattr(self.config, "num_hidden_layers", None)
         skipped_layers = 0
-        for raw_key, tensor in iter_checkpoint(files):
+        for raw_key, tensor in iter_checkpoint(files, dtype):
             key = _rename_legacy(raw_key)
             in_base = key[len(prefix) + 1 :] if prefix and key.startswith(prefix + ".") else key
             candidates = [key, f"{prefix}.{in_base}"] if is_head_model else [in_base]

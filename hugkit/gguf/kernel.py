@@ -26,40 +26,81 @@ MAX_ROWS = 4
 _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+// y (M, N) = x (M, K) @ (q * scale + zero)^T, q int8 (N, K), scale/zero float (N, K/32); M <= 8 per pass.
+static void rows(const float* X, const float* XS, const int8_t* Q, const float* S, const float* Z, float* Y,
+                 int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
+  const int64_t G = K / 32;
+  for (int64_t n = n0; n < n1; ++n) {
+    const int8_t* qn = Q + n * K;
+    const float* sn = S + n * G;
+    const float* zn = Z + n * G;
+    for (int64_t m0 = 0; m0 < M; m0 += 8) {
+      const int64_t mc = std::min<int64_t>(8, M - m0);
+      float tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#if defined(__AVX2__) && defined(__FMA__)
+      __m256 acc[8];
+      for (int64_t m = 0; m < mc; ++m) acc[m] = _mm256_setzero_ps();
+      for (int64_t g = 0; g < G; ++g) {
+        const int8_t* qg = qn + g * 32;
+        __m128i raw0 = _mm_loadu_si128((const __m128i*)qg);
+        __m128i raw1 = _mm_loadu_si128((const __m128i*)(qg + 16));
+        __m256 q0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw0));
+        __m256 q1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(raw0, 8)));
+        __m256 q2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw1));
+        __m256 q3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(raw1, 8)));
+        __m256 sg = _mm256_set1_ps(sn[g]);
+        for (int64_t m = 0; m < mc; ++m) {
+          const float* xg = X + (m0 + m) * K + g * 32;
+          __m256 p = _mm256_mul_ps(q0, _mm256_loadu_ps(xg));
+          p = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xg + 8), p);
+          p = _mm256_fmadd_ps(q2, _mm256_loadu_ps(xg + 16), p);
+          p = _mm256_fmadd_ps(q3, _mm256_loadu_ps(xg + 24), p);
+          acc[m] = _mm256_fmadd_ps(sg, p, acc[m]);
+          tail[m] += zn[g] * XS[(m0 + m) * G + g];
+        }
+      }
+      for (int64_t m = 0; m < mc; ++m) {
+        __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc[m]), _mm256_extractf128_ps(acc[m], 1));
+        lo = _mm_hadd_ps(lo, lo);
+        lo = _mm_hadd_ps(lo, lo);
+        Y[(m0 + m) * N + n] = _mm_cvtss_f32(lo) + tail[m];
+      }
+#else
+      for (int64_t m = 0; m < mc; ++m) {
+        const float* xm = X + (m0 + m) * K;
+        float acc = 0.f;
+        for (int64_t g = 0; g < G; ++g) {
+          float dot = 0.f;
+          for (int k = 0; k < 32; ++k) dot += xm[g * 32 + k] * (float)qn[g * 32 + k];
+          acc += sn[g] * dot + zn[g] * XS[(m0 + m) * G + g];
+        }
+        Y[(m0 + m) * N + n] = acc;
+      }
+#endif
+    }
+  }
+}
 
 torch::Tensor block_mm(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
   TORCH_CHECK(q.scalar_type() == torch::kChar && q.is_contiguous(), "q: contiguous int8");
+  TORCH_CHECK(scale.is_contiguous() && zero.is_contiguous() && scale.scalar_type() == torch::kFloat &&
+              zero.scalar_type() == torch::kFloat, "scale/zero: contiguous float32");
   const int64_t M = x.size(0), K = x.size(1), N = q.numel() / K, G = K / 32;
   TORCH_CHECK(K % 32 == 0 && q.numel() == N * K && scale.numel() == N * G && zero.numel() == N * G, "shapes");
   auto y = torch::empty({M, N}, x.options());
   auto xs = x.view({M, G, 32}).sum(-1).contiguous();
   const float* X = x.data_ptr<float>();
+  const float* XS = xs.data_ptr<float>();
   const int8_t* Q = q.data_ptr<int8_t>();
   const float* S = scale.data_ptr<float>();
   const float* Z = zero.data_ptr<float>();
-  const float* XS = xs.data_ptr<float>();
   float* Y = y.data_ptr<float>();
-  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) {
-      const int8_t* qn = Q + n * K;
-      const float* sn = S + n * G;
-      const float* zn = Z + n * G;
-      for (int64_t m = 0; m < M; ++m) {
-        const float* xm = X + m * K;
-        const float* xsm = XS + m * G;
-        float acc = 0.f;
-        for (int64_t g = 0; g < G; ++g) {
-          const int8_t* qg = qn + g * 32;
-          const float* xg = xm + g * 32;
-          float dot = 0.f;
-          for (int k = 0; k < 32; ++k) dot += xg[k] * (float)qg[k];
-          acc += sn[g] * dot + zn[g] * xsm[g];
-        }
-        Y[m * N + n] = acc;
-      }
-    }
-  });
+  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) { rows(X, XS, Q, S, Z, Y, M, K, N, begin, end); });
   return y;
 }
 """
@@ -83,11 +124,11 @@ def block_mm_kernel():
         try:
             from torch.utils.cpp_extension import load_inline
 
-            flags = ["-O3", "-ffast-math"]
+            flags = ["-O3"]
             if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
                 flags += ["-mavx2", "-mfma"]
             _module = load_inline(
-                name="hugkit_gguf_block_mm_v1", cpp_sources=[_SOURCE + "\n"], functions=["block_mm"],
+                name="hugkit_gguf_block_mm_v2", cpp_sources=[_SOURCE + "\n"], functions=["block_mm"],
                 extra_cflags=flags, verbose=False,
             )
         except Exception as error:  # no compiler, no headers, ...: the torch fallback is correct, only slower

@@ -30,7 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernel import MAX_ROWS, block_mm_kernel
+
 QK = 32  # weights per block, for all three formats
+_CHUNK = 1 << 22  # weights dequantized at once on the fallback path (16 MB of fp32)
 BLOCK_BYTES = {"Q4_0": 18, "Q4_1": 20, "Q8_0": 34}
 
 
@@ -96,7 +99,22 @@ class GGUFLinear(nn.Module):
         return (self.qweight * self.scales + self.zeros).view(self.out_features, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.dequantize().to(x.dtype))
+        rows = x.numel() // self.in_features
+        if rows <= MAX_ROWS and x.dtype == torch.float32 and x.device.type == "cpu":
+            kernel = block_mm_kernel()
+            if kernel is not None:  # decode: read the int8 blocks directly (kernel.py)
+                flat = x.reshape(rows, self.in_features).contiguous()
+                return kernel.block_mm(flat, self.qweight, self.scales, self.zeros).view(*x.shape[:-1], self.out_features)
+        if self.out_features * self.in_features <= _CHUNK:
+            return F.linear(x, self.dequantize().to(x.dtype))
+        # A large head (e.g. 49152 x 576): dequantize a slice of rows at a time, never the whole fp32 matrix.
+        out = torch.empty(*x.shape[:-1], self.out_features, dtype=x.dtype, device=x.device)
+        step = max(1, _CHUNK // self.in_features)
+        for start in range(0, self.out_features, step):
+            stop = min(start + step, self.out_features)
+            weight = (self.qweight[start:stop] * self.scales[start:stop] + self.zeros[start:stop]).view(stop - start, -1)
+            out[..., start:stop] = F.linear(x, weight.to(x.dtype))
+        return out
 
     @property
     def weight_bytes(self) -> int:

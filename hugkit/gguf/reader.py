@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +69,13 @@ def gguf_path(path_or_dir: str | os.PathLike, gguf_file: str | os.PathLike | Non
     return path
 
 
-@lru_cache(maxsize=4)
-def _reader(path: str, mtime: float):
-    return import_gguf().GGUFReader(path)
-
-
 def open_gguf(path: Path):
-    """A (cached) GGUFReader over the memory-mapped file."""
+    """A GGUFReader over the memory-mapped file. Not cached: parsed metadata of a large vocabulary costs ~150 MB,
+    and the model keeps its own copy of the weights, so the reader is dropped after loading."""
     from .. import hub
 
     try:
-        return _reader(os.fspath(path), path.stat().st_mtime)
+        return import_gguf().GGUFReader(os.fspath(path))
     except (ValueError, OSError, IndexError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise hub.CheckpointNotFoundError(f"GGUF file not found: {path}") from exc
