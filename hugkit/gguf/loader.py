@@ -103,12 +103,15 @@ def load_gguf_model(
         model = cls(config)
     expected = dict(model.named_parameters(remove_duplicate=False))
     arch = gguf_config_dict(reader, path)["model_type"]
+    # Keep the tensor views, drop the parsed metadata (a large vocabulary's strings cost ~150 MB of Python objects).
+    tensors = list(reader.tensors)
+    del reader
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
     filled: set[str] = set()
     unknown: list[str] = []
     embedding_module = None
 
-    for tensor in reader.tensors:
+    for tensor in tensors:
         name = hf_name(tensor.name)
         if name is None or name not in expected:
             unknown.append(f"{tensor.name} ({name or 'no HF name'})")
