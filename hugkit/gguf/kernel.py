@@ -9,7 +9,9 @@ to fp32 rounding order.
 It is compiled once per machine with torch's cpp_extension (cached under ~/.cache/torch_extensions, or
 TORCH_EXTENSIONS_DIR) the first time a GGUF model runs; without a compiler, or with ``HUGKIT_GGUF_KERNEL=0``,
 GGUFLinear falls back to dequantize + fp32 matmul. Used for inputs of at most ``MAX_ROWS`` rows (decode);
-longer inputs (prefill) are compute-bound and go to the dequantize + BLAS path.
+longer inputs (prefill) are compute-bound and go to BLAS after ``dequant`` (the same module's vectorized
+``q * scale + zero``, compiled with ``-ffp-contract=off`` so it is bit-identical to gguf's dequantization;
+~6x faster than the same expression in torch ops here).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-MAX_ROWS = 4
+MAX_ROWS = 16  # measured: up to ~16 rows the kernel beats dequantize + BLAS; beyond, BLAS wins
 _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -31,6 +33,7 @@ _SOURCE = r"""
 #endif
 
 // y (M, N) = x (M, K) @ (q * scale + zero)^T, q int8 (N, K), scale/zero float (N, K/32); M <= 8 per pass.
+// (Measured: interleaving two output rows per iteration was slower here than this simple form.)
 static void rows(const float* X, const float* XS, const int8_t* Q, const float* S, const float* Z, float* Y,
                  int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
   const int64_t G = K / 32;
@@ -85,6 +88,28 @@ static void rows(const float* X, const float* XS, const int8_t* Q, const float* 
   }
 }
 
+// w (N, K) float = q * scale + zero, per block of 32 (the prefill path's dequantization, vectorized).
+torch::Tensor dequant(torch::Tensor q, torch::Tensor scale, torch::Tensor zero, int64_t K) {
+  TORCH_CHECK(q.scalar_type() == torch::kChar && q.is_contiguous() && scale.is_contiguous() && zero.is_contiguous() &&
+              scale.scalar_type() == torch::kFloat && zero.scalar_type() == torch::kFloat && K % 32 == 0, "dequant");
+  const int64_t N = q.numel() / K, blocks = N * (K / 32);
+  TORCH_CHECK(scale.numel() == blocks && zero.numel() == blocks, "dequant shapes");
+  auto w = torch::empty({N, K}, scale.options());
+  const int8_t* Q = q.data_ptr<int8_t>();
+  const float* S = scale.data_ptr<float>();
+  const float* Z = zero.data_ptr<float>();
+  float* W = w.data_ptr<float>();
+  at::parallel_for(0, blocks, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int8_t* qb = Q + b * 32;
+      float* wb = W + b * 32;
+      const float s = S[b], z = Z[b];
+      for (int k = 0; k < 32; ++k) wb[k] = (float)qb[k] * s + z;
+    }
+  });
+  return w;
+}
+
 torch::Tensor block_mm(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
   TORCH_CHECK(q.scalar_type() == torch::kChar && q.is_contiguous(), "q: contiguous int8");
@@ -118,17 +143,18 @@ def block_mm_kernel():
     with _lock:
         if _module is not None or _failed:
             return _module
-        if os.environ.get("HUGKIT_GGUF_KERNEL", "1") == "0" or not hasattr(torch.ops.aten, "sum"):
+        if os.environ.get("HUGKIT_GGUF_KERNEL", "1") == "0":
             _failed = True
             return None
         try:
             from torch.utils.cpp_extension import load_inline
 
-            flags = ["-O3"]
+            logger.info("Loading the GGUF decode kernel (compiled once per machine, ~1 minute the first time).")
+            flags = ["-O3", "-ffp-contract=off"]  # dequant: two roundings, exactly as gguf
             if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
                 flags += ["-mavx2", "-mfma"]
             _module = load_inline(
-                name="hugkit_gguf_block_mm_v2", cpp_sources=[_SOURCE + "\n"], functions=["block_mm"],
+                name="hugkit_gguf_kernels_1", cpp_sources=[_SOURCE + "\n"], functions=["block_mm", "dequant"],
                 extra_cflags=flags, verbose=False,
             )
         except Exception as error:  # no compiler, no headers, ...: the torch fallback is correct, only slower

@@ -7,19 +7,24 @@ Block layouts (32 weights per block, little-endian, llama.cpp's ggml-common.h):
 - Q4_1, 20 bytes: ``d`` (f16), ``m`` (f16), 16 bytes of nibbles (same order); ``w = q * d + m``.
 - Q8_0, 34 bytes: ``d`` (f16), 32 signed bytes; ``w = q * d``.
 
-Kernel choice, measured here (2 vCPU Zen 3, AVX2 only, 1 thread, SmolLM2 shapes, microseconds per call):
+Kernel choice, measured here (2 vCPU Zen 3, AVX2 only, 1 thread, nice'd next to other work; microseconds per call):
 
-| (out, in)     | batch | fp32 resident | int4pack_mm_for_cpu | int8pack_mm | int8 storage, dequantize + F.linear |
-| (1536, 576)   |   1   |      150      |        2090         |    1340     |                 970                 |
-| (1536, 576)   |  32   |      950      |       58860         |   27190     |                1870                 |
-| (49152, 576)  |   1   |     9300      |       61540         |      -      |              ~290000                |
+| (out, in)    | rows | fp32 weights | aten int4pack_mm | aten int8pack_mm | dequantize + F.linear | kernel.py block_mm |
+| (1536, 576)  |   1  |  150 (hot)   |       2090       |       1340       |          970          |    160 (hot)       |
+| (1536, 576)  |   1  |  297 (cold)  |                  |                  |                       |    145 (cold)      |
+| (1536, 576)  |  32  |     950      |      58860       |      27190       |         1870          |        -           |
+| (49152, 576) |   1  |    9300      |      61540       |         -        |        ~290000        |      5750          |
 
 torch's own int4/int8 CPU kernels (``aten._weight_int4pack_mm_for_cpu``, whose ``(q - 8) * scale + zero`` groups
-fit Q4_0/Q4_1 exactly) have no fast path on AVX2 and are slower than dequantizing on the fly, catastrophically so
-at prefill. So blocks are kept as int8 values with per-block fp32 scale and zero (1.25 bytes per weight instead of
-4) and each call dequantizes ``q * scale + zero`` -- the very formula gguf uses, so the weight is bit-identical to
-the dequantized tensor -- then runs an ordinary fp32 matmul. This saves memory, not time: on this CPU the fastest
-path of all is fp32 resident weights, which ``from_pretrained(..., gguf_dequantize=True)`` gives.
+fit Q4_0/Q4_1 exactly) have no fast path on AVX2 and lose even to dequantizing on the fly. So blocks are stored as
+int8 values with per-block fp32 scale and zero (1.25 bytes per weight instead of 4; ``w = q * scale + zero`` is
+gguf's own formula, bit-identical to its dequantization), and:
+
+- decode-sized inputs (at most ``kernel.MAX_ROWS`` rows) run kernel.py's AVX2 ``block_mm``, which reads the int8
+  blocks directly: ~2x fp32 speed once the weights are not in cache (a model's weights never are);
+- longer inputs (prefill) dequantize (row chunks for a large head) and run an fp32 BLAS matmul;
+- where the kernel cannot be compiled, everything takes the second path (correct, slower).
+``from_pretrained(..., gguf_dequantize=True)`` gives plain fp32 ``nn.Linear`` weights instead (4 bytes per weight).
 This module is the home of GGUF block weights; the quantization package (issue 5) can import it from here.
 """
 
@@ -100,19 +105,27 @@ class GGUFLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        if rows <= MAX_ROWS and x.dtype == torch.float32 and x.device.type == "cpu":
-            kernel = block_mm_kernel()
-            if kernel is not None:  # decode: read the int8 blocks directly (kernel.py)
-                flat = x.reshape(rows, self.in_features).contiguous()
-                return kernel.block_mm(flat, self.qweight, self.scales, self.zeros).view(*x.shape[:-1], self.out_features)
+        kernel = block_mm_kernel() if self.qweight.device.type == "cpu" else None
+        if kernel is not None and rows <= MAX_ROWS and x.dtype == torch.float32:
+            # decode: read the int8 blocks directly (kernel.py)
+            flat = x.reshape(rows, self.in_features).contiguous()
+            return kernel.block_mm(flat, self.qweight, self.scales, self.zeros).view(*x.shape[:-1], self.out_features)
         if self.out_features * self.in_features <= _CHUNK:
-            return F.linear(x, self.dequantize().to(x.dtype))
+            if kernel is not None:
+                weight = kernel.dequant(self.qweight, self.scales, self.zeros, self.in_features)
+            else:
+                weight = self.dequantize()
+            return F.linear(x, weight.to(x.dtype))
         # A large head (e.g. 49152 x 576): dequantize a slice of rows at a time, never the whole fp32 matrix.
         out = torch.empty(*x.shape[:-1], self.out_features, dtype=x.dtype, device=x.device)
         step = max(1, _CHUNK // self.in_features)
         for start in range(0, self.out_features, step):
             stop = min(start + step, self.out_features)
-            weight = (self.qweight[start:stop] * self.scales[start:stop] + self.zeros[start:stop]).view(stop - start, -1)
+            q, scales, zeros = self.qweight[start:stop], self.scales[start:stop], self.zeros[start:stop]
+            if kernel is not None:
+                weight = kernel.dequant(q, scales, zeros, self.in_features)
+            else:
+                weight = (q * scales + zeros).view(stop - start, -1)
             out[..., start:stop] = F.linear(x, weight.to(x.dtype))
         return out
 

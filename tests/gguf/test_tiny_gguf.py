@@ -79,8 +79,11 @@ def test_block_formats_exact(kind):
     assert torch.equal(dequantize_blocks(raw, kind, 48, 96), reference)  # bit-identical weights
     linear = GGUFLinear.from_raw(raw, kind, 48, 96)
     assert linear.qweight.dtype == torch.int8 and linear.weight_bytes < values.nbytes / 3 + 1
-    x = torch.randn(5, 96)
-    torch.testing.assert_close(linear(x), x @ reference.T, rtol=0, atol=1e-5)
+    x = torch.randn(20, 96)
+    torch.testing.assert_close(linear(x), x @ reference.T, rtol=0, atol=1e-5)  # prefill: dequantize + matmul
+    for rows in (1, 3, 9):  # decode sizes: the int8 block kernel (kernel.py) when it compiled, else the same fallback
+        x = torch.randn(1, rows, 96)
+        torch.testing.assert_close(linear(x), x @ reference.T, rtol=0, atol=1e-5)
     embedding = GGUFEmbedding(48, 96, kind, linear.qweight, linear.scales, linear.zeros)
     ids = torch.tensor([[3, 0, 47]])
     assert torch.equal(embedding(ids), reference[ids])
@@ -127,9 +130,8 @@ def test_unsupported_architecture(tmp_path):
 
 def test_unsupported_tensor_type(tmp_path):
     bad = {"blk.0.attn_q.weight": (np.zeros((HIDDEN, HIDDEN), dtype=np.int32), None)}
-    path = write_llama_gguf(tmp_path / "int.gguf", layer_types=("Q4_0", "Q4_1"), extra=None)
-    # Rewrite with an integer tensor where a weight belongs.
-    rng = np.random.default_rng(0)
+    path = write_llama_gguf(tmp_path / "int.gguf")
+    # Rewrite it with an integer tensor where a weight belongs.
     writer = gguf.GGUFWriter(str(tmp_path / "int2.gguf"), "llama")
     reader = gguf.GGUFReader(str(path))
     for key in ("block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
@@ -143,7 +145,6 @@ def test_unsupported_tensor_type(tmp_path):
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    del rng
     with pytest.raises(ValueError, match=r"blk\.0\.attn_q\.weight has type I32.*Supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0"):
         AutoModelForCausalLM.from_pretrained(tmp_path / "int2.gguf")
 
@@ -153,3 +154,32 @@ def test_missing_gguf_file(tmp_path):
         AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="nope.gguf")
     with pytest.raises(CheckpointNotFoundError):
         AutoModelForCausalLM.from_pretrained(tmp_path / "absent.gguf")
+
+
+def test_kernel_fallback_and_chunked_head(monkeypatch):
+    import hugkit.gguf.linear as linear_module
+
+    monkeypatch.setattr(linear_module, "block_mm_kernel", lambda: None)
+    monkeypatch.setattr(linear_module, "_CHUNK", 64 * 32)  # force the row-chunked path of a large head
+    rng = np.random.default_rng(2)
+    values = (rng.standard_normal((200, 64)) * 0.3).astype(np.float32)
+    raw = gguf.quants.quantize(values, T.Q8_0)
+    reference = torch.from_numpy(gguf.quants.dequantize(raw, T.Q8_0).astype(np.float32))
+    linear = GGUFLinear.from_raw(raw, "Q8_0", 200, 64)
+    x = torch.randn(2, 64)
+    torch.testing.assert_close(linear(x), x @ reference.T, rtol=0, atol=1e-5)
+
+
+def test_gguf_package_missing(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gguf", None)
+    with pytest.raises(ImportError, match="pip install gguf"):
+        AutoModelForCausalLM.from_pretrained(write_llama_gguf(tmp_path / "m.gguf"))
+
+
+def test_unsupported_tokenizer_type():
+    from hugkit.tokenization.converters.gguf import convert_gguf
+
+    with pytest.raises(ValueError, match=r"'llama' tokenizer .*Supported: gpt2"):
+        convert_gguf({"model": "llama", "tokens": ["<unk>"], "token_type": [2]})
