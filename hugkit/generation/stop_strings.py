@@ -16,20 +16,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..tokenization.byte_level import bytes_to_unicode
+
 _PREFIX = "abcdef"
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character table (the ByteLevel pre-tokenizer's alphabet)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, chars)))
 
 
 def _has_type(state: Any, name: str) -> bool:
@@ -79,7 +68,7 @@ class StopStringChecker:
         self.stop_strings = tuple(s.encode("utf-8") if as_bytes else s for s in stop_strings)
         self.longest = max(len(s) for s in self.stop_strings)
         self._empty = b"" if as_bytes else ""
-        self._byte_decoder = {c: b for b, c in _bytes_to_unicode().items()} if self.mode == "byte_level" else None
+        self._byte_decoder = {c: b for b, c in bytes_to_unicode().items()} if self.mode == "byte_level" else None
         self._prefix_tokens = tokenizer.convert_ids_to_tokens(tokenizer(_PREFIX, add_special_tokens=False)["input_ids"])
         self._strings: dict[int, Any] = {}
 

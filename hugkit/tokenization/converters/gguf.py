@@ -17,7 +17,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import BPE
 
 from . import Conversion
-from .tiktoken import _byte_to_unicode
+from ..byte_level import bytes_to_unicode
 
 _LLAMA3 = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -53,7 +53,7 @@ def convert_gguf(fields: dict, source: str = "GGUF file") -> Conversion:
             f"The {source} has a {model!r} tokenizer (tokenizer.ggml.model), which hugkit cannot convert yet. "
             f"Supported: {', '.join(SUPPORTED_MODELS)} (byte-level BPE)."
         )
-    spell = _byte_to_unicode()
+    spell = bytes_to_unicode()
     alphabet = set(spell.values())
     tokens = list(fields["tokens"])
     vocab = {}

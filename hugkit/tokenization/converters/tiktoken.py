@@ -20,6 +20,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import BPE
 
 from . import Conversion
+from ..byte_level import bytes_to_unicode
 
 _R50K = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _CL100K = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
@@ -37,19 +38,6 @@ KNOWN_ENCODINGS = {
                               "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}),
     "o200k_base": (_O200K, {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
 }
-
-
-def _byte_to_unicode() -> dict[int, str]:
-    """GPT-2's printable spelling of the 256 bytes (the byte-level alphabet)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {byte: chr(char) for byte, char in zip(printable, chars)}
 
 
 def read_ranks(path: Path) -> tuple[dict[bytes, int], str | None, dict[str, int]]:
@@ -93,7 +81,7 @@ def convert_tiktoken(path: Path, options: dict) -> Conversion:
             f"{path} has no split pattern and its name is not a known encoding ({', '.join(KNOWN_ENCODINGS)}); "
             "pass pattern= (tiktoken's pat_str)."
         )
-    spell = _byte_to_unicode()
+    spell = bytes_to_unicode()
 
     def spelled(token: bytes) -> str:
         return "".join(spell[byte] for byte in token)
