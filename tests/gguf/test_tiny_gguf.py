@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-gguf = pytest.importorskip("gguf")
+import gguf
 from gguf import GGMLQuantizationType as T  # noqa: E402
 
 from hugkit import AutoModelForCausalLM  # noqa: E402
@@ -90,7 +90,7 @@ def test_block_formats_exact(kind):
 
 
 def test_tiny_llama_matches_transformers(tmp_path, caplog):
-    pytest.importorskip("transformers")
+    import transformers  # noqa: F401  (a test dependency: fail, never skip)
     path = write_llama_gguf(tmp_path / "tiny.gguf")
     with caplog.at_level(logging.INFO, logger="hugkit.gguf.loader"):
         model = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="tiny.gguf")

