@@ -16,7 +16,7 @@ import time
 
 import common
 
-BENCHMARKS = ("import_time", "first_result", "load_memory", "throughput")
+BENCHMARKS = ("import_time", "first_result", "load_memory", "throughput", "generation")
 
 
 def main() -> int:
