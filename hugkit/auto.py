@@ -9,7 +9,7 @@ import importlib
 import os
 from typing import Any
 
-from .config import CONFIG_NAME, PretrainedConfig, pop_hub_kwargs, read_json
+from .config import CONFIG_NAME, HUB_KWARGS, PretrainedConfig, pop_hub_kwargs, read_json
 
 # model_type -> (module under hugkit.models, config class, {task: model class}).
 MODEL_TABLE: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -124,7 +124,7 @@ class _AutoModel:
             return auto_from_gguf(cls, pretrained_model_name_or_path, *args, **kwargs)
         config = kwargs.pop("config", None)
         if config is None:
-            hub_kwargs = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "local_files_only", "token") if k in kwargs}
+            hub_kwargs = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
             config_kwargs = {k: v for k, v in kwargs.items() if k not in _LOADING_KWARGS and k not in hub_kwargs}
             for key in config_kwargs:
                 kwargs.pop(key)

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
+from ..config import HUB_KWARGS
 from ..outputs import CausalLMOutputWithPast
 from .config import GENERATION_CONFIG_NAME, GenerationConfig
 
@@ -29,7 +30,7 @@ class GenerationMixin:
     # --- loading and saving -----------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
-        hub_kwargs = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "local_files_only", "token") if k in kwargs}
+        hub_kwargs = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         from ..hub import resolve
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import HUB_KWARGS
 from .linear import BLOCK_BYTES, GGUFEmbedding, GGUFLinear, unpack_blocks
 from .reader import gguf_config_dict, gguf_path, import_gguf, open_gguf
 
@@ -192,13 +193,12 @@ def auto_from_gguf(auto_cls, path_or_dir: str | os.PathLike, *args: Any, **kwarg
 
             raise CheckpointNotFoundError(f"GGUF file not found: {direct}")
         path_or_dir, gguf_file = direct.parent, gguf_file or direct.name
-    hub_keys = ("revision", "subfolder", "cache_dir", "local_files_only", "token")
-    path = gguf_path(path_or_dir, gguf_file, **{k: kwargs[k] for k in hub_keys if k in kwargs})
+    path = gguf_path(path_or_dir, gguf_file, **{k: kwargs[k] for k in HUB_KWARGS if k in kwargs})
     config = kwargs.pop("config", None)
     if config is None:
         from ..auto import _LOADING_KWARGS
 
-        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOADING_KWARGS and k not in hub_keys
+        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOADING_KWARGS and k not in HUB_KWARGS
                      and k != "gguf_dequantize"}
         config = load_config(path, **overrides)
     model_class = auto_cls.model_class_for(config)
