@@ -46,6 +46,11 @@ MODEL_TABLE: dict[str, tuple[str, str, dict[str, str]]] = {
     "mistral": ("mistral", "MistralConfig", {"base": "MistralModel", "causal-lm": "MistralForCausalLM"}),
     "qwen2": ("qwen2", "Qwen2Config", {"base": "Qwen2Model", "causal-lm": "Qwen2ForCausalLM"}),
     "qwen3": ("qwen3", "Qwen3Config", {"base": "Qwen3Model", "causal-lm": "Qwen3ForCausalLM"}),
+    "bart": ("bart", "BartConfig", {
+        "base": "BartModel",
+        "sequence-classification": "BartForSequenceClassification",
+        "seq2seq-lm": "BartForConditionalGeneration",
+    }),
 }
 
 TASK_DESCRIPTIONS = {
@@ -55,6 +60,7 @@ TASK_DESCRIPTIONS = {
     "question-answering": "question-answering head",
     "masked-lm": "masked-language-modeling head",
     "causal-lm": "causal language-modeling head (text generation)",
+    "seq2seq-lm": "sequence-to-sequence language-modeling head (encoder-decoder)",
 }
 
 
@@ -162,3 +168,7 @@ class AutoModelForMaskedLM(_AutoModel):
 
 class AutoModelForCausalLM(_AutoModel):
     task = "causal-lm"
+
+
+class AutoModelForSeq2SeqLM(_AutoModel):
+    task = "seq2seq-lm"

@@ -116,3 +116,54 @@ class CausalLMOutputWithPast(ModelOutput):
     def cache(self) -> Any:
         """transformers 5 calls the cache ``cache``; both names work."""
         return self.past_key_values
+
+
+@dataclass
+class Seq2SeqModelOutput(ModelOutput):
+    last_hidden_state: Optional[Tensor] = None
+    past_key_values: Optional[Any] = None
+    decoder_hidden_states: Optional[tuple] = None
+    decoder_attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+    encoder_last_hidden_state: Optional[Tensor] = None
+    encoder_hidden_states: Optional[tuple] = None
+    encoder_attentions: Optional[tuple] = None
+
+    @property
+    def cache(self) -> Any:
+        """transformers 5 calls the cache ``cache``; both names work."""
+        return self.past_key_values
+
+
+@dataclass
+class Seq2SeqLMOutput(ModelOutput):
+    loss: Optional[Tensor] = None
+    logits: Optional[Tensor] = None
+    past_key_values: Optional[Any] = None
+    decoder_hidden_states: Optional[tuple] = None
+    decoder_attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+    encoder_last_hidden_state: Optional[Tensor] = None
+    encoder_hidden_states: Optional[tuple] = None
+    encoder_attentions: Optional[tuple] = None
+
+    @property
+    def cache(self) -> Any:
+        return self.past_key_values
+
+
+@dataclass
+class Seq2SeqSequenceClassifierOutput(ModelOutput):
+    loss: Optional[Tensor] = None
+    logits: Optional[Tensor] = None
+    past_key_values: Optional[Any] = None
+    decoder_hidden_states: Optional[tuple] = None
+    decoder_attentions: Optional[tuple] = None
+    cross_attentions: Optional[tuple] = None
+    encoder_last_hidden_state: Optional[Tensor] = None
+    encoder_hidden_states: Optional[tuple] = None
+    encoder_attentions: Optional[tuple] = None
+
+    @property
+    def cache(self) -> Any:
+        return self.past_key_values

@@ -1,0 +1,563 @@
+"""BART: a post-norm Transformer encoder-decoder, with transformers' module names so checkpoints load as they are.
+
+Reads top to bottom: config, embeddings, attention, encoder and decoder layers, encoder, decoder, base model,
+task heads (eos-pooled sequence classification, conditional generation logits). Generation (the decoding loop
+with a cache) is not implemented: the heads run one full forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import PretrainedConfig
+from ..kv_cache import causal_mask
+from ..layers import attention, check_inputs, get_activation, padding_mask, sequence_classification_loss
+from ..modeling_utils import PreTrainedModel
+from ..outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput, Seq2SeqSequenceClassifierOutput
+
+
+class BartConfig(PretrainedConfig):
+    model_type = "bart"
+    attribute_map = {
+        "num_attention_heads": "encoder_attention_heads",
+        "hidden_size": "d_model",
+        "num_hidden_layers": "encoder_layers",
+    }
+    defaults = {
+        "vocab_size": 50265,
+        "max_position_embeddings": 1024,
+        "encoder_layers": 12,
+        "encoder_ffn_dim": 4096,
+        "encoder_attention_heads": 16,
+        "decoder_layers": 12,
+        "decoder_ffn_dim": 4096,
+        "decoder_attention_heads": 16,
+        "encoder_layerdrop": 0.0,
+        "decoder_layerdrop": 0.0,
+        "activation_function": "gelu",
+        "d_model": 1024,
+        "dropout": 0.1,
+        "attention_dropout": 0.0,
+        "activation_dropout": 0.0,
+        "init_std": 0.02,
+        "classifier_dropout": 0.0,
+        "scale_embedding": False,
+        "use_cache": True,
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "is_encoder_decoder": True,
+        "decoder_start_token_id": 2,
+        "forced_eos_token_id": 2,
+        "tie_word_embeddings": True,
+    }
+
+    def __init__(self, **kwargs) -> None:
+        # BART's classification checkpoints default to 3 labels (MNLI), not 2.
+        if "id2label" not in kwargs and "num_labels" not in kwargs:
+            kwargs["num_labels"] = 3
+        super().__init__(**kwargs)
+
+
+def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int) -> torch.Tensor:
+    """Decoder inputs for denoising: ``input_ids`` moved one step right behind the start token (-100 becomes pad)."""
+    if pad_token_id is None:
+        raise ValueError("config.pad_token_id must be set to build decoder_input_ids from input_ids; set it in config.json.")
+    shifted = input_ids.new_empty(input_ids.shape)
+    shifted[:, 1:] = input_ids[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill_(shifted == -100, pad_token_id)
+
+
+class BartLearnedPositionalEmbedding(nn.Embedding):
+    """Learned positions; fairseq reserved the first two rows, so position ``p`` reads row ``p + 2``."""
+
+    offset = 2
+
+    def __init__(self, num_positions: int, embedding_dim: int) -> None:
+        super().__init__(num_positions + self.offset, embedding_dim)
+
+    def forward(self, length: int) -> torch.Tensor:
+        """Rows for positions 0..length-1, as ``(length, dim)`` (broadcast over the batch)."""
+        return self.weight[self.offset : self.offset + length]
+
+
+class BartScaledWordEmbedding(nn.Embedding):
+    """Token embeddings times ``embed_scale`` (sqrt(d_model) when config.scale_embedding, else 1)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None, embed_scale: float) -> None:
+        super().__init__(num_embeddings, embedding_dim, padding_idx)
+        self.embed_scale = embed_scale
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        embedded = super().forward(input_ids)
+        return embedded * self.embed_scale if self.embed_scale != 1.0 else embedded
+
+
+class BartAttention(nn.Module):
+    """Multi-head attention; self-attention when ``key_value_states`` is None, cross-attention otherwise."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"d_model ({embed_dim}) must be divisible by the number of attention heads ({num_heads}).")
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length = x.shape[:2]
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None,
+        output_attentions: bool,
+        key_value_states: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        source = hidden_states if key_value_states is None else key_value_states
+        query = self._heads(self.q_proj(hidden_states))
+        key = self._heads(self.k_proj(source))
+        value = self._heads(self.v_proj(source))
+        context, probs = attention(
+            query, key, value, mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            output_attentions=output_attentions,
+        )
+        return self.out_proj(context), probs
+
+
+class BartEncoderLayer(nn.Module):
+    """Post-norm: attention, add, LayerNorm; feed-forward, add, LayerNorm."""
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__()
+        self.embed_dim = config.d_model
+        self.self_attn = BartAttention(config.d_model, config.encoder_attention_heads, config.attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.activation_fn = get_activation(config.activation_function)
+        self.fc1 = nn.Linear(config.d_model, config.encoder_ffn_dim)
+        self.fc2 = nn.Linear(config.encoder_ffn_dim, config.d_model)
+        self.final_layer_norm = nn.LayerNorm(config.d_model)
+        self.dropout = config.dropout
+        self.activation_dropout = config.activation_dropout
+
+    def forward(
+        self, hidden_states: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, probs = self.self_attn(hidden_states, mask, output_attentions)
+        hidden_states = self.self_attn_layer_norm(hidden_states + F.dropout(attended, self.dropout, self.training))
+        hidden_states = self.final_layer_norm(hidden_states + _feed_forward(self, hidden_states))
+        if hidden_states.dtype == torch.float16:
+            hidden_states = _clamp_inf(hidden_states)
+        return hidden_states, probs
+
+
+class BartDecoderLayer(nn.Module):
+    """Post-norm: causal self-attention, cross-attention over the encoder output, feed-forward."""
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__()
+        self.embed_dim = config.d_model
+        self.self_attn = BartAttention(config.d_model, config.decoder_attention_heads, config.attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.encoder_attn = BartAttention(config.d_model, config.decoder_attention_heads, config.attention_dropout)
+        self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model)
+        self.activation_fn = get_activation(config.activation_function)
+        self.fc1 = nn.Linear(config.d_model, config.decoder_ffn_dim)
+        self.fc2 = nn.Linear(config.decoder_ffn_dim, config.d_model)
+        self.final_layer_norm = nn.LayerNorm(config.d_model)
+        self.dropout = config.dropout
+        self.activation_dropout = config.activation_dropout
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        self_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+        encoder_mask: torch.Tensor | None,
+        output_attentions: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        attended, self_probs = self.self_attn(hidden_states, self_mask, output_attentions)
+        hidden_states = self.self_attn_layer_norm(hidden_states + F.dropout(attended, self.dropout, self.training))
+        attended, cross_probs = self.encoder_attn(hidden_states, encoder_mask, output_attentions, encoder_hidden_states)
+        hidden_states = self.encoder_attn_layer_norm(hidden_states + F.dropout(attended, self.dropout, self.training))
+        hidden_states = self.final_layer_norm(hidden_states + _feed_forward(self, hidden_states))
+        return hidden_states, self_probs, cross_probs
+
+
+def _feed_forward(layer: BartEncoderLayer | BartDecoderLayer, hidden_states: torch.Tensor) -> torch.Tensor:
+    inner = F.dropout(layer.activation_fn(layer.fc1(hidden_states)), layer.activation_dropout, layer.training)
+    return F.dropout(layer.fc2(inner), layer.dropout, layer.training)
+
+
+def _clamp_inf(hidden_states: torch.Tensor) -> torch.Tensor:
+    """fp16 activations can overflow in BART's encoder; transformers clamps them to stay finite, so do we."""
+    if torch.isfinite(hidden_states).all():
+        return hidden_states
+    limit = torch.finfo(hidden_states.dtype).max - 1000
+    return hidden_states.clamp(-limit, limit)
+
+
+def _embedding_scale(config: BartConfig) -> float:
+    return math.sqrt(config.d_model) if config.scale_embedding else 1.0
+
+
+class BartEncoder(nn.Module):
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__()
+        self.embed_tokens = BartScaledWordEmbedding(
+            config.vocab_size, config.d_model, config.pad_token_id, _embedding_scale(config)
+        )
+        self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
+        self.layers = nn.ModuleList(BartEncoderLayer(config) for _ in range(config.encoder_layers))
+        self.layernorm_embedding = nn.LayerNorm(config.d_model)
+        self.dropout = config.dropout
+        self.max_length = config.max_position_embeddings
+        self.hidden_size = config.d_model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        output_hidden_states: bool,
+        output_attentions: bool,
+    ) -> BaseModelOutput:
+        check_inputs(input_ids, inputs_embeds, attention_mask, max_length=self.max_length, hidden_size=self.hidden_size)
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        hidden = self.layernorm_embedding(inputs_embeds + self.embed_positions(inputs_embeds.shape[1]))
+        hidden = F.dropout(hidden, self.dropout, self.training)
+        mask = padding_mask(attention_mask, hidden.dtype)
+        all_hidden = [hidden] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for layer in self.layers:
+            hidden, probs = layer(hidden, mask, output_attentions)
+            if all_hidden is not None:
+                all_hidden.append(hidden)
+            if all_attentions is not None:
+                all_attentions.append(probs)
+        return BaseModelOutput(
+            last_hidden_state=hidden,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            attentions=tuple(all_attentions) if all_attentions is not None else None,
+        )
+
+
+class BartDecoder(nn.Module):
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__()
+        self.embed_tokens = BartScaledWordEmbedding(
+            config.vocab_size, config.d_model, config.pad_token_id, _embedding_scale(config)
+        )
+        self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
+        self.layers = nn.ModuleList(BartDecoderLayer(config) for _ in range(config.decoder_layers))
+        self.layernorm_embedding = nn.LayerNorm(config.d_model)
+        self.dropout = config.dropout
+        self.max_length = config.max_position_embeddings
+        self.hidden_size = config.d_model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        output_hidden_states: bool,
+        output_attentions: bool,
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None, tuple | None]:
+        """(last hidden state, hidden states, self-attentions, cross-attentions); the tuples None unless asked."""
+        check_inputs(input_ids, inputs_embeds, attention_mask, max_length=self.max_length, hidden_size=self.hidden_size)
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        length = inputs_embeds.shape[1]
+        hidden = self.layernorm_embedding(inputs_embeds + self.embed_positions(length))
+        hidden = F.dropout(hidden, self.dropout, self.training)
+        # Both masks once per forward, shared by every layer.
+        positions = torch.arange(length, device=hidden.device)
+        self_mask = causal_mask(attention_mask, positions, length, hidden.dtype)
+        encoder_mask = padding_mask(encoder_attention_mask, hidden.dtype)
+        all_hidden = [hidden] if output_hidden_states else None
+        self_attentions = [] if output_attentions else None
+        cross_attentions = [] if output_attentions else None
+        for layer in self.layers:
+            hidden, self_probs, cross_probs = layer(
+                hidden, self_mask, encoder_hidden_states, encoder_mask, output_attentions
+            )
+            if all_hidden is not None:
+                all_hidden.append(hidden)
+            if output_attentions:
+                self_attentions.append(self_probs)
+                cross_attentions.append(cross_probs)
+        as_tuple = lambda items: tuple(items) if items is not None else None  # noqa: E731
+        return hidden, as_tuple(all_hidden), as_tuple(self_attentions), as_tuple(cross_attentions)
+
+
+class BartPreTrainedModel(PreTrainedModel):
+    config_class = BartConfig
+    base_model_prefix = "model"
+    # fairseq conversions carry encoder.version / decoder.version markers; they hold no weights.
+    _keys_to_ignore_on_load_unexpected = [r"position_ids$", r"(^|\.)(encoder|decoder)\.version$"]
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.base_model.shared
+
+    def _flags(self, output_hidden_states, output_attentions, return_dict) -> tuple[bool, bool, bool]:
+        config = self.config
+        return (
+            config.output_hidden_states if output_hidden_states is None else output_hidden_states,
+            config.output_attentions if output_attentions is None else output_attentions,
+            config.return_dict if return_dict is None else return_dict,
+        )
+
+
+def _tied_embeddings(prefix: str) -> dict[str, str]:
+    """Encoder and decoder read the shared token embeddings (checkpoints store all three, identical)."""
+    return {
+        f"{prefix}encoder.embed_tokens.weight": f"{prefix}shared.weight",
+        f"{prefix}decoder.embed_tokens.weight": f"{prefix}shared.weight",
+    }
+
+
+class BartModel(BartPreTrainedModel):
+    _tied_weights_keys = _tied_embeddings("")
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config)
+        self.shared = BartScaledWordEmbedding(config.vocab_size, config.d_model, config.pad_token_id, _embedding_scale(config))
+        self.encoder = BartEncoder(config)
+        self.decoder = BartDecoder(config)
+        self.tie_weights()
+
+    def run(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        decoder_input_ids: torch.Tensor | None,
+        decoder_attention_mask: torch.Tensor | None,
+        encoder_outputs: BaseModelOutput | tuple | None,
+        inputs_embeds: torch.Tensor | None,
+        decoder_inputs_embeds: torch.Tensor | None,
+        output_hidden_states: bool,
+        output_attentions: bool,
+    ) -> Seq2SeqModelOutput:
+        """Encoder then decoder; the heads call this with their resolved flags."""
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError(
+                    "BART needs decoder inputs: pass decoder_input_ids or decoder_inputs_embeds, or input_ids "
+                    "(decoder_input_ids are then input_ids shifted right, as in BART's denoising pre-training)."
+                )
+            decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions)
+        elif not isinstance(encoder_outputs, BaseModelOutput):
+            encoder_outputs = BaseModelOutput(*tuple(encoder_outputs)[:3])
+        hidden, all_hidden, self_attentions, cross_attentions = self.decoder(
+            decoder_input_ids, decoder_attention_mask, encoder_outputs.last_hidden_state, attention_mask,
+            decoder_inputs_embeds, output_hidden_states, output_attentions,
+        )
+        return Seq2SeqModelOutput(
+            last_hidden_state=hidden,
+            decoder_hidden_states=all_hidden,
+            decoder_attentions=self_attentions,
+            cross_attentions=cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Seq2SeqModelOutput | tuple:
+        output_hidden_states, output_attentions, return_dict = self._flags(
+            output_hidden_states, output_attentions, return_dict
+        )
+        out = self.run(
+            input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
+            inputs_embeds, decoder_inputs_embeds, output_hidden_states, output_attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+# --- task heads ----------------------------------------------------------------------------------
+
+
+class BartClassificationHead(nn.Module):
+    """dense -> tanh -> out_proj on the sentence vector (dropout before each projection)."""
+
+    def __init__(self, input_dim: int, inner_dim: int, num_classes: int, pooler_dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(input_dim, inner_dim)
+        self.dropout = nn.Dropout(p=pooler_dropout)
+        self.out_proj = nn.Linear(inner_dim, num_classes)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = torch.tanh(self.dense(self.dropout(hidden_states)))
+        return self.out_proj(self.dropout(hidden_states))
+
+
+def last_eos_states(hidden_states: torch.Tensor, input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """The decoder state at the last ``eos_token_id`` of each row: BART's sentence representation.
+
+    Like transformers, every row must hold the same (non-zero) number of eos tokens: that is how a batch built
+    by BART's tokenizer looks, and a different count means the inputs were not made by it.
+    """
+    is_eos = input_ids.eq(eos_token_id)
+    counts = is_eos.sum(dim=1)
+    if bool((counts == 0).any()):
+        rows = counts.eq(0).nonzero().flatten().tolist()
+        raise ValueError(
+            f"Each input row must contain at least one <eos> token (id {eos_token_id}); rows {rows} have none. "
+            "BART's classifier reads the hidden state at the last <eos>: tokenize with the model's tokenizer, "
+            "which appends it (and truncate with truncation=True rather than cutting the ids yourself)."
+        )
+    if bool((counts != counts[0]).any()):
+        raise ValueError(
+            f"All examples must have the same number of <eos> tokens (id {eos_token_id}); found {counts.tolist()} "
+            "per row. BART's classifier (like transformers') requires it: do not put extra <eos> ids in some rows."
+        )
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    last = torch.where(is_eos, positions, -1).amax(dim=1)
+    return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), last]
+
+
+class BartForSequenceClassification(BartPreTrainedModel):
+    """Classifier on the decoder state at each row's last <eos> (facebook/bart-large-mnli and its kin)."""
+
+    _tied_weights_keys = _tied_embeddings("model.")
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = BartModel(config)
+        self.classification_head = BartClassificationHead(
+            config.d_model, config.d_model, config.num_labels, config.classifier_dropout or 0.0
+        )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Seq2SeqSequenceClassifierOutput | tuple:
+        if input_ids is None:
+            raise ValueError(
+                f"{type(self).__name__} needs input_ids (it pools the hidden state at the last <eos> token); "
+                "inputs_embeds alone are not supported, as in transformers."
+            )
+        output_hidden_states, output_attentions, return_dict = self._flags(
+            output_hidden_states, output_attentions, return_dict
+        )
+        out = self.model.run(
+            input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
+            inputs_embeds, decoder_inputs_embeds, output_hidden_states, output_attentions,
+        )
+        sentence = last_eos_states(out.last_hidden_state, input_ids, self.config.eos_token_id)
+        logits = self.classification_head(sentence)
+        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
+        result = Seq2SeqSequenceClassifierOutput(
+            loss=loss,
+            logits=logits,
+            decoder_hidden_states=out.decoder_hidden_states,
+            decoder_attentions=out.decoder_attentions,
+            cross_attentions=out.cross_attentions,
+            encoder_last_hidden_state=out.encoder_last_hidden_state,
+            encoder_hidden_states=out.encoder_hidden_states,
+            encoder_attentions=out.encoder_attentions,
+        )
+        return result if return_dict else result.to_tuple()
+
+
+class BartForConditionalGeneration(BartPreTrainedModel):
+    """Vocabulary logits from the decoder: ``lm_head`` (tied to the shared embeddings) plus ``final_logits_bias``."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.shared.weight", **_tied_embeddings("model.")}
+    # Some checkpoints were saved without the (all-zero) bias: it then starts at zero, as in transformers.
+    _keys_to_ignore_on_load_missing = [r"^final_logits_bias$"]
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config)
+        self.model = BartModel(config)
+        self.register_buffer("final_logits_bias", torch.zeros((1, config.vocab_size)))
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.tie_weights()
+
+    def _init_buffers(self, device: torch.device) -> None:
+        if self.final_logits_bias.is_meta:  # not in the checkpoint
+            self.final_logits_bias = torch.zeros(self.final_logits_bias.shape, device=device, dtype=self.dtype)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Seq2SeqLMOutput | tuple:
+        output_hidden_states, output_attentions, return_dict = self._flags(
+            output_hidden_states, output_attentions, return_dict
+        )
+        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+        out = self.model.run(
+            input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
+            inputs_embeds, decoder_inputs_embeds, output_hidden_states, output_attentions,
+        )
+        logits = self.lm_head(out.last_hidden_state) + self.final_logits_bias
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
+        result = Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            decoder_hidden_states=out.decoder_hidden_states,
+            decoder_attentions=out.decoder_attentions,
+            cross_attentions=out.cross_attentions,
+            encoder_last_hidden_state=out.encoder_last_hidden_state,
+            encoder_hidden_states=out.encoder_hidden_states,
+            encoder_attentions=out.encoder_attentions,
+        )
+        return result if return_dict else result.to_tuple()
