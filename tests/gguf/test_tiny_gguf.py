@@ -28,7 +28,9 @@ def _quantized(rng, shape, kind):
     return gguf.quants.quantize(values, T[kind]), T[kind]
 
 
-def write_llama_gguf(path, arch="llama", layer_types=("Q4_0", "Q4_1"), extra=None, embed="Q8_0", output="Q4_1"):
+def write_llama_gguf(path, arch="llama", layer_types=("Q4_0", "Q4_1"), extra=None, embed="Q8_0", output="Q4_1",
+                     vocab_size=VOCAB, metadata=None):
+    """A tiny Llama-shaped GGUF; ``metadata(writer)`` may add more keys (a tokenizer)."""
     rng = np.random.default_rng(0)
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_block_count(LAYERS)
@@ -40,16 +42,18 @@ def write_llama_gguf(path, arch="llama", layer_types=("Q4_0", "Q4_1"), extra=Non
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_dimension_count(HIDDEN // HEADS)
-    writer.add_vocab_size(VOCAB)
+    writer.add_vocab_size(vocab_size)
+    if metadata is not None:
+        metadata(writer)
 
     def add(name, shape, kind):
         data, raw = _quantized(rng, shape, kind)
         writer.add_tensor(name, data, raw_dtype=raw)
 
-    add("token_embd.weight", (VOCAB, HIDDEN), embed)
+    add("token_embd.weight", (vocab_size, HIDDEN), embed)
     add("output_norm.weight", (HIDDEN,), "F32")
     if output:
-        add("output.weight", (VOCAB, HIDDEN), output)
+        add("output.weight", (vocab_size, HIDDEN), output)
     kv = HIDDEN // HEADS * KV_HEADS
     for layer, kind in enumerate(layer_types):
         add(f"blk.{layer}.attn_norm.weight", (HIDDEN,), "F32")
@@ -181,5 +185,5 @@ def test_gguf_package_missing(monkeypatch, tmp_path):
 def test_unsupported_tokenizer_type():
     from hugkit.tokenization.converters.gguf import convert_gguf
 
-    with pytest.raises(ValueError, match=r"'llama' tokenizer .*Supported: gpt2"):
-        convert_gguf({"model": "llama", "tokens": ["<unk>"], "token_type": [2]})
+    with pytest.raises(ValueError, match=r"'t5' tokenizer .*Supported: 'gpt2' .* and 'llama'"):
+        convert_gguf({"model": "t5", "tokens": ["<unk>"], "token_type": [2]})
