@@ -25,6 +25,21 @@ TASKS: dict[str, dict[str, Any]] = {
         "builtin": "sentiment-minilm",
         "default_id": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
     },
+    "fill-mask": {
+        "impl": "hugkit.pipelines.fill_mask:FillMaskPipeline",
+        "head": "masked-lm",
+        "default_id": "distilbert/distilroberta-base",
+    },
+    "token-classification": {
+        "impl": "hugkit.pipelines.token_classification:TokenClassificationPipeline",
+        "head": "token-classification",
+        "default_id": "dbmdz/bert-large-cased-finetuned-conll03-english",
+    },
+    "question-answering": {
+        "impl": "hugkit.pipelines.question_answering:QuestionAnsweringPipeline",
+        "head": "question-answering",
+        "default_id": "distilbert/distilbert-base-cased-distilled-squad",
+    },
     "feature-extraction": {
         "impl": "hugkit.pipelines.feature_extraction:FeatureExtractionPipeline",
         "head": "base",
@@ -41,10 +56,16 @@ TASKS: dict[str, dict[str, Any]] = {
         "head": "base",
         "default_id": "sentence-transformers/all-MiniLM-L6-v2",
     },
+    "zero-shot-classification": {
+        "impl": "hugkit.pipelines.zero_shot_classification:ZeroShotClassificationPipeline",
+        "head": "zero-shot-classification",  # NLI classifier or sentence encoder, whichever the checkpoint is
+        "default_id": "facebook/bart-large-mnli",
+    },
 }
 
 TASK_ALIASES = {
     "sentiment-analysis": "text-classification",
+    "ner": "token-classification",
     "embeddings": "sentence-embeddings",
 }
 
