@@ -2,8 +2,8 @@
 
 Two caches share one small interface (``update``, ``get_seq_length``, ``max_cache_len``):
 
-- ``StaticCache`` preallocates ``(batch, kv_heads, max_cache_len, head_dim)`` per layer and writes new keys in place
-  at ``cache_position``. Shapes never change between decode steps, so a decode step can be ``torch.compile``d
+- ``StaticCache`` preallocates ``(batch, kv_heads, max_cache_len, head_dim)`` per layer (kv_heads may differ by
+  layer after head pruning) and writes new keys in place at ``cache_position``. Shapes never change between decode steps, so a decode step can be ``torch.compile``d
   (or captured in a CUDA graph) without recompiling; generation uses it.
 - ``DynamicCache`` grows by concatenation; it is what ``model(..., use_cache=True)`` returns when no cache was
   passed, like transformers.
@@ -60,15 +60,19 @@ class StaticCache:
         *,
         num_layers: int,
         batch_size: int,
-        num_kv_heads: int,
+        num_kv_heads: int | list[int],
         head_dim: int,
         max_cache_len: int,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> None:
-        shape = (batch_size, num_kv_heads, max_cache_len, head_dim)
-        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
-        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        # One head count per layer where head pruning left layers with different counts.
+        heads = [num_kv_heads] * num_layers if isinstance(num_kv_heads, int) else list(num_kv_heads)
+        if len(heads) != num_layers:
+            raise ValueError(f"num_kv_heads lists {len(heads)} layers, but num_layers is {num_layers}.")
+        shapes = [(batch_size, n, max_cache_len, head_dim) for n in heads]
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for shape in shapes]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for shape in shapes]
         self.max_cache_len = max_cache_len
         # Tokens written so far; kept on the host so reading it never synchronises with the device.
         self.seen_tokens = 0

@@ -103,6 +103,14 @@ class PreTrainedModel(nn.Module):
     def get_input_embeddings(self) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} does not expose input embeddings")
 
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """transformers' resize_token_embeddings (see hugkit.surgery.embeddings): config.vocab_size follows."""
+        from .surgery.embeddings import resize_token_embeddings
+
+        return resize_token_embeddings(self, new_num_tokens, pad_to_multiple_of, mean_resizing)
+
     def tie_weights(self) -> None:
         if not getattr(self.config, "tie_word_embeddings", True):
             return
@@ -154,6 +162,7 @@ class PreTrainedModel(nn.Module):
         files = find_weight_files(folder, variant=variant, use_safetensors=use_safetensors)
         with torch.device("meta"), _no_weight_init():
             model = cls(config)
+            _rebuild_surgery(model)
         model.load_checkpoint(files, dtype=target_dtype, device=target_device, ignore_mismatched_sizes=ignore_mismatched_sizes)
         model.eval()
         return model
@@ -307,6 +316,15 @@ def _no_weight_init():
     finally:
         for name, function in saved.items():
             setattr(nn.init, name, function)
+
+
+def _rebuild_surgery(model: nn.Module) -> None:
+    """A checkpoint saved after head or uneven FFN pruning: give the empty model its pruned shapes first."""
+    config = model.config
+    if getattr(config, "pruned_heads", None) or getattr(config, "intermediate_sizes", None):
+        from .surgery.rebuild import apply_config_structure
+
+        apply_config_structure(model)
 
 
 def _return_tensor(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:

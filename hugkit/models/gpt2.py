@@ -86,9 +86,12 @@ class GPT2Attention(nn.Module):
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(
-        self, hidden_states: torch.Tensor, mask: torch.Tensor, cache, cache_position: torch.Tensor
-    ) -> torch.Tensor:
-        batch, length, width = hidden_states.shape
+        self, hidden_states: torch.Tensor, mask: torch.Tensor, cache, cache_position: torch.Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(output, attention probabilities or None). Head counts come from ``num_heads`` (pruning changes it)."""
+        batch, length, _ = hidden_states.shape
+        width = self.num_heads * self.head_dim  # less than n_embd once heads are pruned
         query, key, value = self.c_attn(hidden_states).split(width, dim=2)
         shape = (batch, length, self.num_heads, self.head_dim)
         query = query.view(shape).transpose(1, 2)
@@ -96,12 +99,17 @@ class GPT2Attention(nn.Module):
         value = value.view(shape).transpose(1, 2)
         if cache is not None:
             key, value = cache.update(self.layer_idx, key, value, cache_position)
-        context = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask,
-            dropout_p=self.attn_dropout.p if self.training else 0.0, scale=self.scaling,
-        )
+        dropout = self.attn_dropout.p if self.training else 0.0
+        probs = None
+        if output_attentions:  # the fused kernel never materialises the probabilities: multiply them out
+            probs = torch.softmax(torch.matmul(query, key.transpose(-1, -2)) * self.scaling + mask, dim=-1)
+            context = torch.matmul(F.dropout(probs, p=dropout) if dropout else probs, value)
+        else:
+            context = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=mask, dropout_p=dropout, scale=self.scaling
+            )
         context = context.transpose(1, 2).reshape(batch, length, width)
-        return self.resid_dropout(self.c_proj(context))
+        return self.resid_dropout(self.c_proj(context)), probs
 
 
 class GPT2MLP(nn.Module):
@@ -127,9 +135,12 @@ class GPT2Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = GPT2MLP(inner, config)
 
-    def forward(self, hidden_states, mask, cache, cache_position) -> torch.Tensor:
-        hidden_states = hidden_states + self.attn(self.ln_1(hidden_states), mask, cache, cache_position)
-        return hidden_states + self.mlp(self.ln_2(hidden_states))
+    def forward(
+        self, hidden_states, mask, cache, cache_position, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, probs = self.attn(self.ln_1(hidden_states), mask, cache, cache_position, output_attentions)
+        hidden_states = hidden_states + attended
+        return hidden_states + self.mlp(self.ln_2(hidden_states)), probs
 
 
 class GPT2PreTrainedModel(PreTrainedModel):
@@ -138,10 +149,13 @@ class GPT2PreTrainedModel(PreTrainedModel):
     # Old checkpoints store the causal-mask tables as buffers; they are rebuilt, never read.
     _keys_to_ignore_on_load_unexpected = [r"position_ids$", r"\.attn\.bias$", r"\.attn\.masked_bias$"]
 
-    def kv_cache_shape(self) -> tuple[int, int, int]:
-        """(layers, key/value heads, head size): what a KV cache for this model holds."""
-        config = self.config
-        return config.n_layer, config.n_head, config.n_embd // config.n_head
+    def kv_cache_shape(self) -> tuple[int, int | list[int], int]:
+        """(layers, key/value heads, head size): what a KV cache for this model holds. The head count is a
+        per-layer list when head pruning left layers with different counts."""
+        base = getattr(self, self.base_model_prefix, self)
+        heads = [block.attn.num_heads for block in base.h]
+        uniform = len(set(heads)) == 1
+        return len(heads), heads[0] if uniform else heads, self.config.n_embd // self.config.n_head
 
 
 class GPT2Model(GPT2PreTrainedModel):
@@ -165,6 +179,8 @@ class GPT2Model(GPT2PreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         cache_position: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool = True,
     ) -> BaseModelOutputWithPast:
         if (input_ids is None) == (inputs_embeds is None):
@@ -180,10 +196,24 @@ class GPT2Model(GPT2PreTrainedModel):
         )
         mask = causal_mask(keep, cache_position, kv_length, inputs_embeds.dtype)
         hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        all_hidden = [] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
         for block in self.h:
-            hidden_states = block(hidden_states, mask, cache, cache_position)
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            hidden_states, probs = block(hidden_states, mask, cache, cache_position, output_attentions)
+            if all_attentions is not None:
+                all_attentions.append(probs)
         hidden_states = self.ln_f(hidden_states)
-        out = BaseModelOutputWithPast(last_hidden_state=hidden_states, past_key_values=cache)
+        if all_hidden is not None:  # as transformers: the last entry is the normalised output
+            all_hidden.append(hidden_states)
+        out = BaseModelOutputWithPast(
+            last_hidden_state=hidden_states, past_key_values=cache,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            attentions=tuple(all_attentions) if all_attentions is not None else None,
+        )
         return out if return_dict else out.to_tuple()
 
 
@@ -210,11 +240,16 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
         use_cache: bool | None = None,
         cache_position: torch.Tensor | None = None,
         logits_to_keep: int = 0,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool = True,
     ) -> CausalLMOutputWithPast:
         out = self.transformer(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-            cache_position=cache_position,
+            cache_position=cache_position, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
-        return self._lm_output(out, labels, logits_to_keep, return_dict)
+        result = self._lm_output(out, labels, logits_to_keep, True)
+        result.hidden_states, result.attentions = out.hidden_states, out.attentions
+        return result if return_dict else result.to_tuple()

@@ -17,7 +17,7 @@ from torch import nn
 from ..config import PretrainedConfig
 from ..generation.mixin import GenerationMixin
 from ..kv_cache import DynamicCache, causal_mask, decoder_inputs
-from ..layers import get_activation
+from ..layers import attention, get_activation
 from ..modeling_utils import PreTrainedModel
 from ..outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
@@ -180,6 +180,7 @@ class LlamaAttention(nn.Module):
     """Multi-head attention with rotary positions and grouped key/value heads.
 
     Subclasses change ``biases`` (Qwen2: q/k/v only) or ``qk_norm`` (Qwen3 normalises q and k per head). ``sliding_window`` is set per layer by the model (Mistral, Qwen2/3 sliding layers).
+    Forward reads the head counts from ``num_heads``/``num_kv_heads``, not the config: head pruning changes them per layer.
     """
 
     qk_norm = False
@@ -210,7 +211,10 @@ class LlamaAttention(nn.Module):
             self.k_norm = LlamaRMSNorm(self.head_dim, eps=config.rms_norm_eps)
         self.attention_dropout = config.attention_dropout
 
-    def forward(self, hidden_states, position_embeddings, mask, cache, cache_position) -> torch.Tensor:
+    def forward(
+        self, hidden_states, position_embeddings, mask, cache, cache_position, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(output, attention probabilities or None); the probabilities only with ``output_attentions``."""
         batch, length, _ = hidden_states.shape
         query = self.q_proj(hidden_states).view(batch, length, self.num_heads, self.head_dim)
         key = self.k_proj(hidden_states).view(batch, length, self.num_kv_heads, self.head_dim)
@@ -223,12 +227,16 @@ class LlamaAttention(nn.Module):
         value = value.transpose(1, 2)
         if cache is not None:
             key, value = cache.update(self.layer_idx, key, value, cache_position)
+        dropout = self.attention_dropout if self.training else 0.0
+        if output_attentions:  # the fused kernel never materialises the probabilities: multiply them out
+            groups = self.num_heads // self.num_kv_heads
+            key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+            context, probs = attention(query, key, value, mask, dropout_p=dropout, output_attentions=True)
+            return self.o_proj(context), probs
         context = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask,
-            dropout_p=self.attention_dropout if self.training else 0.0,
-            enable_gqa=self.num_kv_heads != self.num_heads,
+            query, key, value, attn_mask=mask, dropout_p=dropout, enable_gqa=self.num_kv_heads != self.num_heads
         )
-        return self.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
+        return self.o_proj(context.transpose(1, 2).reshape(batch, length, -1)), None
 
 
 class LlamaMLP(nn.Module):
@@ -254,10 +262,14 @@ class LlamaDecoderLayer(nn.Module):
         self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def forward(self, hidden_states, position_embeddings, mask, cache, cache_position) -> torch.Tensor:
-        attended = self.self_attn(self.input_layernorm(hidden_states), position_embeddings, mask, cache, cache_position)
+    def forward(
+        self, hidden_states, position_embeddings, mask, cache, cache_position, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, probs = self.self_attn(
+            self.input_layernorm(hidden_states), position_embeddings, mask, cache, cache_position, output_attentions
+        )
         hidden_states = hidden_states + attended
-        return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+        return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states)), probs
 
 
 # --- base model and head -------------------------------------------------------------------------
@@ -267,10 +279,13 @@ class LlamaPreTrainedModel(PreTrainedModel):
     config_class = LlamaConfig
     base_model_prefix = "model"
 
-    def kv_cache_shape(self) -> tuple[int, int, int]:
-        """(layers, key/value heads, head size): what a KV cache for this model holds."""
-        config = self.config
-        return config.num_hidden_layers, config.num_key_value_heads, config.head_dim
+    def kv_cache_shape(self) -> tuple[int, int | list[int], int]:
+        """(layers, key/value heads, head size): what a KV cache for this model holds. The head count is a
+        per-layer list when head pruning left layers with different counts."""
+        base = getattr(self, self.base_model_prefix, self)
+        kv_heads = [layer.self_attn.num_kv_heads for layer in base.layers]
+        uniform = len(set(kv_heads)) == 1
+        return len(kv_heads), kv_heads[0] if uniform else kv_heads, self.config.head_dim
 
 
 class LlamaModel(LlamaPreTrainedModel):
@@ -301,6 +316,8 @@ class LlamaModel(LlamaPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         cache_position: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool = True,
     ) -> BaseModelOutputWithPast:
         if (input_ids is None) == (inputs_embeds is None):
@@ -320,11 +337,27 @@ class LlamaModel(LlamaPreTrainedModel):
             for window in set(self.layer_windows)
         }
         position_embeddings = self.rotary_emb(inputs_embeds, position_ids)
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        all_hidden = [] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
         hidden_states = inputs_embeds
         for layer, window in zip(self.layers, self.layer_windows):
-            hidden_states = layer(hidden_states, position_embeddings, masks[window], cache, cache_position)
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            hidden_states, probs = layer(
+                hidden_states, position_embeddings, masks[window], cache, cache_position, output_attentions
+            )
+            if all_attentions is not None:
+                all_attentions.append(probs)
         hidden_states = self.norm(hidden_states)
-        out = BaseModelOutputWithPast(last_hidden_state=hidden_states, past_key_values=cache)
+        if all_hidden is not None:  # as transformers: the last entry is the normalised output
+            all_hidden.append(hidden_states)
+        out = BaseModelOutputWithPast(
+            last_hidden_state=hidden_states, past_key_values=cache,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            attentions=tuple(all_attentions) if all_attentions is not None else None,
+        )
         return out if return_dict else out.to_tuple()
 
 
@@ -351,11 +384,16 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
         use_cache: bool | None = None,
         cache_position: torch.Tensor | None = None,
         logits_to_keep: int = 0,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool = True,
     ) -> CausalLMOutputWithPast:
         out = self.model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-            cache_position=cache_position,
+            cache_position=cache_position, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
-        return self._lm_output(out, labels, logits_to_keep, return_dict)
+        result = self._lm_output(out, labels, logits_to_keep, True)
+        result.hidden_states, result.attentions = out.hidden_states, out.attentions
+        return result if return_dict else result.to_tuple()

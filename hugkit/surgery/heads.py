@@ -1,0 +1,134 @@
+"""prune_heads_: remove attention heads, with transformers v4's numbering and config record.
+
+Heads are numbered as in the *original* model (0 .. num_attention_heads - 1) however many were pruned before, as
+transformers v4's ``prune_heads`` did: each attention module remembers its pruned set (``pruned_heads``), a head
+pruned twice is pruned once, and ``config.pruned_heads`` ({layer: [heads]}) records the union so that
+``from_pretrained`` rebuilds the same shapes before it reads the weights.
+
+Grouped-query attention (Llama, Mistral, Qwen with num_key_value_heads < num_attention_heads): query heads
+``g*j .. g*j + g-1`` (g = heads per group) share key/value head ``j``. A request is accepted when every group either
+loses all its query heads (its key/value head goes too) or loses the same number as every other remaining group, so
+the remaining query heads still divide evenly over the remaining key/value heads. Anything else is an error that
+says so; nothing is changed then. Pruning every head of a layer is an error too (drop the layer instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .layout import BlockLayout, blocks_of, layout_of
+from .projections import head_rows, keep_inputs, keep_outputs
+
+
+@dataclass
+class _HeadPlan:
+    keep_query: list[int]  # positions in the module's current layout
+    keep_kv: list[int]
+    pruned: set[int]  # original head numbers pruned once this plan is applied
+
+
+def original_head_counts(model: nn.Module, layout: BlockLayout) -> tuple[int, int]:
+    """(query heads, key/value heads) of an unpruned layer, from the config."""
+    config = model.config
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, layout.kv_heads_field, None) if layout.kv_heads_field else None
+    return heads, kv_heads or heads
+
+
+def pruned_heads_from_config(config) -> dict[int, list[int]]:
+    """config.pruned_heads with int keys (JSON turns them into strings)."""
+    raw = getattr(config, "pruned_heads", None) or {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"config.pruned_heads should map layer -> list of heads, found {type(raw).__name__}: {raw!r}.")
+    return {int(layer): sorted(int(h) for h in heads) for layer, heads in raw.items()}
+
+
+def prune_heads_(model: nn.Module, heads_to_prune: Mapping[int, Iterable[int]]) -> nn.Module:
+    """Remove attention heads in place: ``{layer: [head, ...]}`` in original head numbering. Returns ``model``."""
+    if not isinstance(heads_to_prune, Mapping):
+        raise TypeError(
+            f"prune_heads_ expects a dict {{layer: [heads]}}, e.g. {{0: [1, 2]}}; found {type(heads_to_prune).__name__}."
+        )
+    layout = layout_of(model)
+    blocks = blocks_of(model)
+    num_heads, num_kv = original_head_counts(model, layout)
+    plans: dict[int, _HeadPlan] = {}
+    for layer, heads in heads_to_prune.items():  # validate every layer before changing any
+        if not isinstance(layer, int) or not 0 <= layer < len(blocks):
+            raise ValueError(f"prune_heads_: layer {layer!r} does not exist; the model has layers 0..{len(blocks) - 1}.")
+        heads = list(heads)
+        bad = [h for h in heads if not isinstance(h, int) or not 0 <= h < num_heads]
+        if bad:
+            raise ValueError(
+                f"prune_heads_: layer {layer} has no head {bad[0]!r}; its heads are numbered 0..{num_heads - 1} "
+                "(original numbering, before any pruning)."
+            )
+        attention = blocks[layer].get_submodule(layout.attention)
+        already = set(getattr(attention, "pruned_heads", ()))
+        plans[layer] = _plan(layer, num_heads, num_kv, already, already | set(heads))
+    for layer, plan in plans.items():
+        _apply(blocks[layer], layout, plan)
+    record_pruned_heads(model)
+    return model
+
+
+def record_pruned_heads(model: nn.Module) -> None:
+    """Write config.pruned_heads from the modules (called after any surgery that moves or prunes heads)."""
+    layout = layout_of(model)
+    record = {}
+    for i, block in enumerate(blocks_of(model)):
+        pruned = getattr(block.get_submodule(layout.attention), "pruned_heads", None)
+        if pruned:
+            record[i] = sorted(pruned)
+    model.config.pruned_heads = record
+
+
+def _plan(layer: int, num_heads: int, num_kv: int, already: set[int], pruned: set[int]) -> _HeadPlan:
+    if len(pruned) >= num_heads:
+        raise ValueError(
+            f"prune_heads_: pruning heads {sorted(pruned - already)} of layer {layer} would leave it no attention head "
+            f"(it has {num_heads}{f', {len(already)} already pruned' if already else ''}). Keep at least one head, "
+            f"or remove the whole layer with drop_layers_(model, drop=[{layer}])."
+        )
+    group = num_heads // num_kv
+    members = [range(j * group, (j + 1) * group) for j in range(num_kv)]
+    lost = [sum(h in pruned for h in heads) for heads in members]
+    left = sorted({group - n for n in lost if n < group})
+    if len(left) > 1:
+        raise ValueError(
+            f"prune_heads_: layer {layer} uses grouped-query attention: {num_heads} query heads share {num_kv} key/value "
+            f"heads in groups of {group} (heads 0..{group - 1} use key/value head 0, and so on). Pruning "
+            "must remove whole groups, or the same number of query heads from every remaining group; this request "
+            f"leaves groups of different sizes {left}."
+        )
+    current_query = [h for h in range(num_heads) if h not in already]
+    current_kv = [j for j in range(num_kv) if not all(h in already for h in members[j])]
+    return _HeadPlan(
+        keep_query=[i for i, h in enumerate(current_query) if h not in pruned],
+        keep_kv=[i for i, j in enumerate(current_kv) if lost[j] < group],
+        pruned=pruned,
+    )
+
+
+def _apply(block: nn.Module, layout: BlockLayout, plan: _HeadPlan) -> None:
+    attention = block.get_submodule(layout.attention)
+    head_dim = getattr(attention, layout.head_dim_attr)
+    query_index = head_rows(plan.keep_query, head_dim)
+    if layout.qkv:  # fused [q | k | v]: one head's rows at the same place in each third
+        width = getattr(attention, layout.heads_attr) * head_dim
+        fused = torch.cat([query_index, query_index + width, query_index + 2 * width])
+        keep_outputs(block.get_submodule(layout.qkv), fused, transposed=layout.transposed, path=layout.qkv)
+    else:
+        kv_index = head_rows(plan.keep_kv, head_dim) if layout.kv_heads_attr else query_index
+        keep_outputs(block.get_submodule(layout.query), query_index, transposed=layout.transposed, path=layout.query)
+        keep_outputs(block.get_submodule(layout.key), kv_index, transposed=layout.transposed, path=layout.key)
+        keep_outputs(block.get_submodule(layout.value), kv_index, transposed=layout.transposed, path=layout.value)
+    keep_inputs(block.get_submodule(layout.out), query_index, transposed=layout.transposed, path=layout.out)
+    setattr(attention, layout.heads_attr, len(plan.keep_query))
+    if layout.kv_heads_attr:
+        setattr(attention, layout.kv_heads_attr, len(plan.keep_kv))
+    attention.pruned_heads = set(plan.pruned)
