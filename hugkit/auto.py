@@ -51,6 +51,13 @@ MODEL_TABLE: dict[str, tuple[str, str, dict[str, str]]] = {
         "sequence-classification": "BartForSequenceClassification",
         "seq2seq-lm": "BartForConditionalGeneration",
     }),
+    "deberta-v2": ("deberta_v2", "DebertaV2Config", {
+        "base": "DebertaV2Model",
+        "sequence-classification": "DebertaV2ForSequenceClassification",
+        "token-classification": "DebertaV2ForTokenClassification",
+        "question-answering": "DebertaV2ForQuestionAnswering",
+        "masked-lm": "DebertaV2ForMaskedLM",
+    }),
 }
 
 TASK_DESCRIPTIONS = {
