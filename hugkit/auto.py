@@ -97,6 +97,11 @@ class AutoConfig:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> PretrainedConfig:
         hub_kwargs = pop_hub_kwargs(kwargs)
+        gguf_file = kwargs.pop("gguf_file", None)
+        if gguf_file is not None or os.fspath(pretrained_model_name_or_path).endswith(".gguf"):
+            from .gguf.loader import load_config, locate_gguf  # the GGUF metadata is the config
+
+            return load_config(locate_gguf(pretrained_model_name_or_path, gguf_file, hub_kwargs), **kwargs)
         from .hub import resolve
 
         folder = resolve(pretrained_model_name_or_path, **hub_kwargs)

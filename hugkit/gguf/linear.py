@@ -81,10 +81,11 @@ def dequantize_blocks(raw, kind: str, out_features: int, in_features: int) -> to
 
 
 class GGUFLinear(nn.Module):
-    """A bias-free linear layer whose weight stays quantized (Q4_0, Q4_1 or Q8_0 blocks).
+    """A linear layer whose weight stays quantized (Q4_0, Q4_1 or Q8_0 blocks).
 
     Buffers ``qweight`` (int8, (out, in/32, 32)), ``scales`` and ``zeros`` (float32, (out, in/32, 1)).
-    A tied head shares these buffers with its :class:`GGUFEmbedding`.
+    A tied head shares these buffers with its :class:`GGUFEmbedding`. ``bias`` is an optional float parameter
+    (Qwen2's q/k/v and GPT-2's projections have one; the loader sets it when the file has one).
     """
 
     def __init__(self, in_features: int, out_features: int, kind: str, q: torch.Tensor, scales: torch.Tensor,
@@ -94,6 +95,7 @@ class GGUFLinear(nn.Module):
         self.register_buffer("qweight", q)
         self.register_buffer("scales", scales)
         self.register_buffer("zeros", zeros)
+        self.register_parameter("bias", None)
 
     @classmethod
     def from_raw(cls, raw, kind: str, out_features: int, in_features: int) -> "GGUFLinear":
@@ -104,6 +106,10 @@ class GGUFLinear(nn.Module):
         return (self.qweight * self.scales + self.zeros).view(self.out_features, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._matmul(x)
+        return out if self.bias is None else out + self.bias.to(out.dtype)
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
         kernel = block_mm_kernel() if self.qweight.device.type == "cpu" else None
         if kernel is not None and rows <= MAX_ROWS and x.dtype == torch.float32:

@@ -1,6 +1,10 @@
 """Build a hugkit causal LM from a GGUF file: config from the metadata, tensors renamed to HF names, Q/K rows
 un-permuted, Q4_0/Q4_1/Q8_0 weights kept in their blocks (see linear.py), every tensor accounted for.
 
+GPT-2's projections are ``Conv1D`` (weight stored ``[in, out]``) in transformers' checkpoints; a GGUF stores them as
+ordinary ``[out, in]`` matrices (quantized along ``in``), so float tensors are transposed into the Conv1D and
+quantized ones replace it with a :class:`GGUFLinear` (same ``x @ W.T + b``).
+
 llama.cpp's converter permutes the rows of Llama's q/k projections (per head: interleaved halves, for its RoPE);
 hugkit applies RoPE as transformers does, so the permutation is undone here: within each head, row ``2 j + i`` of
 the file becomes row ``i * head_dim / 2 + j`` (transformers' ``_reverse_permute_weights``). Rows are independent in
@@ -41,17 +45,37 @@ _LAYER_NAMES = {
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
 }
+_GPT2_GLOBAL_NAMES = {
+    "token_embd.weight": "transformer.wte.weight",
+    "position_embd.weight": "transformer.wpe.weight",
+    "output_norm.weight": "transformer.ln_f.weight",
+    "output_norm.bias": "transformer.ln_f.bias",
+    "output.weight": "lm_head.weight",
+}
+_GPT2_LAYER_NAMES = {
+    "attn_norm": "ln_1",
+    "attn_qkv": "attn.c_attn",
+    "attn_output": "attn.c_proj",
+    "ffn_norm": "ln_2",
+    "ffn_up": "mlp.c_fc",
+    "ffn_down": "mlp.c_proj",
+}
 _LAYER_TENSOR = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
 FLOAT_TYPES = ("F32", "F16", "BF16")
 INTEGER_TYPES = ("I8", "I16", "I32", "I64", "F64")
 
 
-def hf_name(name: str) -> str | None:
-    if name in _GLOBAL_NAMES:
-        return _GLOBAL_NAMES[name]
+def hf_name(name: str, arch: str = "llama") -> str | None:
+    """The transformers parameter name of GGUF tensor ``name`` (None for a tensor hugkit does not know)."""
+    global_names, layer_names, blocks = (
+        (_GPT2_GLOBAL_NAMES, _GPT2_LAYER_NAMES, "transformer.h") if arch == "gpt2"
+        else (_GLOBAL_NAMES, _LAYER_NAMES, "model.layers")
+    )
+    if name in global_names:
+        return global_names[name]
     match = _LAYER_TENSOR.match(name)
-    if match and match.group(2) in _LAYER_NAMES:
-        return f"model.layers.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}.{match.group(3)}"
+    if match and match.group(2) in layer_names:
+        return f"{blocks}.{match.group(1)}.{layer_names[match.group(2)]}.{match.group(3)}"
     return None
 
 
@@ -107,13 +131,14 @@ def load_gguf_model(
     # Keep the tensor views, drop the parsed metadata (a large vocabulary's strings cost ~150 MB of Python objects).
     tensors = list(reader.tensors)
     del reader
-    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
     filled: set[str] = set()
     unknown: list[str] = []
     embedding_module = None
 
     for tensor in tensors:
-        name = hf_name(tensor.name)
+        name = hf_name(tensor.name, arch)
         if name is None or name not in expected:
             unknown.append(f"{tensor.name} ({name or 'no HF name'})")
             continue
@@ -126,7 +151,12 @@ def load_gguf_model(
             raw = np.asarray(raw)[unpermute_rows(out_features, n_head).numpy()]
         owner, attr = _owner(model, name)
         target_shape = tuple(expected[name].shape)
-        if kind in BLOCK_BYTES and not gguf_dequantize and attr == "weight" and isinstance(owner, (nn.Linear, nn.Embedding)):
+        transposed = type(owner).__name__ == "Conv1D" and attr == "weight"  # GPT-2: [in, out] in the model
+        if transposed:
+            target_shape = target_shape[::-1]
+        if kind in BLOCK_BYTES and not gguf_dequantize and attr == "weight" and (
+            transposed or isinstance(owner, (nn.Linear, nn.Embedding))
+        ):
             if (out_features, in_features) != target_shape:
                 raise ValueError(f"GGUF tensor {tensor.name} has shape {(out_features, in_features)}, model expects {target_shape}.")
             q, scales, zeros = unpack_blocks(raw, kind, out_features, in_features)
@@ -136,6 +166,9 @@ def load_gguf_model(
                 embedding_module = module
             else:
                 module = GGUFLinear(in_features, out_features, kind, q, scales, zeros)
+                bias = getattr(owner, "bias", None)
+                if bias is not None and not bias.is_meta:  # the file gave the bias before the weight
+                    module.bias = bias
             setattr(parent, child, module)
             filled.add(name)
             continue
@@ -157,6 +190,8 @@ def load_gguf_model(
                 logger.info("GGUF tensor %s is %s, which hugkit does not run natively (it does %s): dequantized to "
                             "float32.", tensor.name, kind, supported)
         values = values.reshape(target_shape)
+        if transposed:
+            values = values.t().contiguous()
         owner._parameters[attr] = nn.Parameter(values.to(dtype or torch.float32), requires_grad=False)
         filled.add(name)
 
@@ -182,10 +217,8 @@ def load_gguf_model(
     return model
 
 
-def auto_from_gguf(auto_cls, path_or_dir: str | os.PathLike, *args: Any, **kwargs: Any):
-    """``AutoModelFor*.from_pretrained(folder, gguf_file=name)`` or ``(path/to/file.gguf)``: the class comes from the
-    GGUF's architecture; the model class's own from_pretrained (with its generation config handling) loads it."""
-    gguf_file = kwargs.pop("gguf_file", None)
+def locate_gguf(path_or_dir: str | os.PathLike, gguf_file: str | os.PathLike | None, hub_kwargs: dict) -> Path:
+    """The GGUF file meant by ``(folder or repo id, gguf_file=name)`` or by a direct path to the file."""
     direct = Path(os.fspath(path_or_dir)).expanduser()
     if gguf_file is None or direct.is_file():
         if not direct.is_file():
@@ -193,7 +226,13 @@ def auto_from_gguf(auto_cls, path_or_dir: str | os.PathLike, *args: Any, **kwarg
 
             raise CheckpointNotFoundError(f"GGUF file not found: {direct}")
         path_or_dir, gguf_file = direct.parent, gguf_file or direct.name
-    path = gguf_path(path_or_dir, gguf_file, **{k: kwargs[k] for k in HUB_KWARGS if k in kwargs})
+    return gguf_path(path_or_dir, gguf_file, **hub_kwargs)
+
+
+def auto_from_gguf(auto_cls, path_or_dir: str | os.PathLike, *args: Any, **kwargs: Any):
+    """``AutoModelFor*.from_pretrained(folder, gguf_file=name)`` or ``(path/to/file.gguf)``: the class comes from the
+    GGUF's architecture; the model class's own from_pretrained (with its generation config handling) loads it."""
+    path = locate_gguf(path_or_dir, kwargs.pop("gguf_file", None), {k: kwargs[k] for k in HUB_KWARGS if k in kwargs})
     config = kwargs.pop("config", None)
     if config is None:
         from ..auto import _LOADING_KWARGS

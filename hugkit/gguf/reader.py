@@ -15,7 +15,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 # GGUF architecture -> hugkit model_type. llama.cpp calls every Llama-shaped model (SmolLM2, ...) "llama".
-SUPPORTED_ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2"}
+SUPPORTED_ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2", "gpt2": "gpt2"}
+_CLASS_NAMES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "gpt2": "GPT2LMHeadModel"}
 
 # <arch>.<key> -> config field (same meaning for every supported architecture).
 _CONFIG_KEYS = {
@@ -29,6 +30,10 @@ _CONFIG_KEYS = {
     "attention.head_count_kv": "num_key_value_heads",
     "attention.layer_norm_rms_epsilon": "rms_norm_eps",
     "vocab_size": "vocab_size",
+}
+# Keys whose config field differs per architecture.
+_ARCHITECTURE_KEYS = {
+    "gpt2": {"feed_forward_length": "n_inner", "attention.layer_norm_epsilon": "layer_norm_epsilon"},
 }
 _TOKEN_ID_KEYS = {"bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id", "padding_token_id": "pad_token_id"}
 
@@ -98,7 +103,7 @@ def gguf_config_dict(reader, path: Path | str = "") -> dict[str, Any]:
             f"Supported GGUF architectures: {', '.join(sorted(SUPPORTED_ARCHITECTURES))}."
         )
     config: dict[str, Any] = {"model_type": SUPPORTED_ARCHITECTURES[arch]}
-    for key, name in _CONFIG_KEYS.items():
+    for key, name in {**_CONFIG_KEYS, **_ARCHITECTURE_KEYS.get(arch, {})}.items():
         value = metadata(reader, f"{arch}.{key}")
         if value is not None:
             config[name] = value
@@ -114,5 +119,5 @@ def gguf_config_dict(reader, path: Path | str = "") -> dict[str, Any]:
     config["tie_word_embeddings"] = "output.weight" not in names
     if arch == "qwen2":
         config.pop("head_dim", None)  # derived from hidden_size / heads, as transformers does
-    config["architectures"] = [{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[arch]]
+    config["architectures"] = [_CLASS_NAMES[arch]]
     return config

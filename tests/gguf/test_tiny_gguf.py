@@ -119,6 +119,21 @@ def test_tiny_llama_matches_transformers(tmp_path, caplog):
         torch.testing.assert_close(direct(ids).logits, got, rtol=0, atol=1e-5)
 
 
+def test_qwen2_biases_on_quantized_projections(tmp_path):
+    """Qwen2's q/k/v have biases while their weights stay in Q4 blocks: the bias must reach the GGUFLinear."""
+    rng = np.random.default_rng(5)
+    kv = HIDDEN // HEADS * KV_HEADS
+    biases = {f"blk.{layer}.attn_{name}.bias": ((rng.standard_normal(size) * 0.5).astype(np.float32), None)
+              for layer in range(LAYERS) for name, size in (("q", HIDDEN), ("k", kv), ("v", kv))}
+    path = write_llama_gguf(tmp_path / "qwen2.gguf", arch="qwen2", extra=biases)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    q_proj = model.model.layers[0].self_attn.q_proj
+    assert isinstance(q_proj, GGUFLinear) and q_proj.bias is not None
+    ids = torch.tensor([[5, 17, 99, 3, 64, 127, 0, 42]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, transformers_gguf_model(path)(ids).logits, rtol=0, atol=1e-5)
+
+
 def test_tied_float_embeddings(tmp_path):
     write_llama_gguf(tmp_path / "tied.gguf", embed="F32", output=None)
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "tied.gguf")
@@ -128,7 +143,7 @@ def test_tied_float_embeddings(tmp_path):
 
 def test_unsupported_architecture(tmp_path):
     write_llama_gguf(tmp_path / "phi.gguf", arch="phi2")
-    with pytest.raises(ValueError, match=r"'phi2'.*Supported GGUF architectures: llama, qwen2"):
+    with pytest.raises(ValueError, match=r"'phi2'.*Supported GGUF architectures: gpt2, llama, qwen2"):
         AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="phi.gguf")
 
 
