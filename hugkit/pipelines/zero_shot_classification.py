@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "This example is {}."
 MODES = ("auto", "nli", "embedding")
+MAX_PAIRS_PER_BATCH = 64
 
 # Embedding mode calibration, measured with recipes/eval_zero_shot.py (movie reviews, TREC question types, SMS spam,
 # all-MiniLM-L6-v2). all-MiniLM-L6-v2 was trained with a contrastive softmax over cosine * 20, i.e. temperature 0.05;
@@ -168,6 +169,14 @@ class ZeroShotClassificationPipeline(Pipeline):
         return labels, _check_template(template, labels[0])
 
     # --- steps -------------------------------------------------------------------------------------
+    def _run_chunk(self, items: list[Any], batch_size: int, options: dict[str, Any]) -> list[Any]:
+        if self.mode == "nli":
+            # batch_size counts sequences, each bringing one pair per label (so pipe(text, labels) is one forward),
+            # capped so that thousands of labels do not make one huge batch.
+            labels, _ = self._labels_and_template(options)
+            batch_size = min(batch_size * len(labels), max(batch_size, MAX_PAIRS_PER_BATCH))
+        return super()._run_chunk(items, batch_size, options)
+
     def preprocess(self, items: list[Any], options: dict[str, Any]) -> list[dict[str, Any]]:
         labels, template = self._labels_and_template(options)
         if self.mode == "embedding":

@@ -149,12 +149,19 @@ def test_long_premise_is_truncated_hypothesis_kept(nli_bert):
 
 # --- batching ---------------------------------------------------------------------------------------------
 def test_all_pairs_of_a_call_share_batches(nli_bert):
-    ours = pipeline("zero-shot-classification", model=str(nli_bert), batch_size=8)
+    ours = pipeline("zero-shot-classification", model=str(nli_bert))
     with count_forwards(ours.model) as sizes:
         batched = ours(TEXTS, LABELS)
-        assert sizes == [8, 4], "4 texts x 3 labels = 12 pairs must run as batches of 8, not one forward per label"
+        assert sizes == [12], "4 texts x 3 labels = 12 pairs in one batch (8 sequences per batch), not one per label"
+        sizes.clear()
+        assert_same(ours(TEXTS, LABELS, batch_size=3), batched)
+        assert sizes == [9, 3], "batch_size counts sequences: 3 sequences x 3 labels per batch"
+        sizes.clear()
         one_by_one = [ours(text, LABELS, batch_size=1) for text in TEXTS]
-        assert len(sizes) == 2 + 12
+        assert sizes == [3] * 4
+        sizes.clear()
+        ours(TEXTS[0], [f"label {i}" for i in range(100)])
+        assert sizes == [64, 36], "many labels: at most 64 pairs per batch"
     for a, b in zip(batched, one_by_one):
         assert_same(a, b)
 
