@@ -192,3 +192,31 @@ def test_save_pretrained_loads_in_transformers(tmp_path, checkpoints):
     inputs = make_inputs()
     with torch.inference_mode():
         assert_close(reloaded(**inputs, use_cache=False).logits, reference(**inputs, use_cache=False).logits, atol=1e-6)
+
+
+def test_bart_tokenizer_matches_transformers(tmp_path):
+    """BartTokenizer folders (vocab.json + merges.txt): a RoBERTa-layout vocabulary built from GPT-2's BPE files."""
+    import json
+    import shutil
+
+    import hugkit
+    from tests.assets import GPT2_FILES, require
+
+    source = require(GPT2_FILES)
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for token, _ in sorted(json.loads((source / "encoder.json").read_text()).items(), key=lambda item: item[1]):
+        vocab.setdefault(token, len(vocab))
+    vocab["<mask>"] = len(vocab)
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    shutil.copy(source / "vocab.bpe", tmp_path / "merges.txt")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BartTokenizer"}))
+    reference = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    tokenizer = hugkit.AutoTokenizer.from_pretrained(tmp_path)
+    assert len(tokenizer) == len(reference) == len(vocab)
+    firsts = ["Hello world!", " leading space", "naïve café <mask> tokens"]
+    seconds = ["a\n\nb  c", "The company went bankrupt.", "This example is politics."]
+    expected = reference(firsts, seconds, padding=True)
+    actual = tokenizer(firsts, seconds, padding=True)
+    assert actual["input_ids"] == expected["input_ids"]
+    assert actual["attention_mask"] == expected["attention_mask"]
+    assert expected["input_ids"][0][:3] == [0, 15500, 999]  # <s> Hello world: not an empty comparison
