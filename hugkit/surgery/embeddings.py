@@ -4,8 +4,10 @@
 - Old rows are kept; rows past the new size are cut; new rows are initialised as v5 does: with ``mean_resizing``
   (the default) from the old rows' mean (v5 samples N(mean, 1e-9 * covariance), which is the mean to within about
   3e-5 standard deviations; hugkit takes the mean itself, so the result is reproducible), else from
-  N(0, initializer_range). A language-model head is resized with the embeddings (its own rows' mean when untied,
-  a bias's new entries get the old bias mean); tied parameters stay tied (every reference to a resized parameter,
+  N(0, initializer_range). A language-model head is resized with the embeddings (its own rows' mean when untied).
+  A head bias's new entries get the old bias mean when the head is untied, and zero when it is tied to the
+  embeddings: v5 then sees the head's weight already resized and skips its initialisation (measured on BERT and
+  DistilBERT masked-LM heads). Tied parameters stay tied (every reference to a resized parameter,
   e.g. BERT's ``cls.predictions.bias`` shared with ``decoder.bias``, is swapped).
 - ``config.vocab_size`` is updated; a ``padding_idx`` past the new size is cleared.
 """
@@ -44,10 +46,11 @@ def resize_token_embeddings(
     output = _output_embeddings(model)
     resized: dict[int, nn.Parameter] = {id(old_weight): _rows(old_weight, new_num_tokens, mean_resizing, std)}
     if output is not None:
-        if id(output.weight) not in resized:
+        tied = id(output.weight) in resized
+        if not tied:
             resized[id(output.weight)] = _rows(output.weight, new_num_tokens, mean_resizing, std)
         if getattr(output, "bias", None) is not None:
-            resized[id(output.bias)] = _bias(output.bias, new_num_tokens, mean_resizing)
+            resized[id(output.bias)] = _bias(output.bias, new_num_tokens, mean_resizing and not tied)
     for module in model.modules():  # swap every reference, so whatever was tied stays tied
         for name, param in module._parameters.items():
             if param is not None and id(param) in resized:
