@@ -217,12 +217,14 @@ class DisentangledSelfAttention(nn.Module):
             bias = self._relative_scores(query, key, positions, self.pos_dropout(rel_embeddings), first_only) * scale
         if mask is not None:
             mask = mask[:, :, :1] if first_only else mask
-            bias = mask if bias is None else bias + mask  # masked scores stay at dtype-min: the bias is absorbed
+            # Masked scores stay at dtype-min (the bias is absorbed); the clamp keeps fp16 from overflowing to -inf,
+            # which would turn a padding row into NaN and spread it through the values of the next layer.
+            bias = mask if bias is None else (bias + mask).clamp_(min=torch.finfo(mask.dtype).min)
 
         if output_attentions:
             scores = torch.matmul(query, key.transpose(-1, -2)) * scale
             if bias is not None:
-                scores = scores + bias
+                scores = (scores + bias).clamp_(min=torch.finfo(scores.dtype).min)
             probs = torch.softmax(scores, dim=-1)
             context = torch.matmul(self.dropout(probs), value)
         else:
