@@ -65,8 +65,12 @@ class BartConfig(PretrainedConfig):
 
 def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int) -> torch.Tensor:
     """Decoder inputs for denoising: ``input_ids`` moved one step right behind the start token (-100 becomes pad)."""
-    if pad_token_id is None:
-        raise ValueError("config.pad_token_id must be set to build decoder_input_ids from input_ids; set it in config.json.")
+    if pad_token_id is None or decoder_start_token_id is None:
+        raise ValueError(
+            "config.pad_token_id and config.decoder_start_token_id must be set to build decoder_input_ids from "
+            f"input_ids (found {pad_token_id} and {decoder_start_token_id}); set them in config.json or pass "
+            "decoder_input_ids."
+        )
     shifted = input_ids.new_empty(input_ids.shape)
     shifted[:, 1:] = input_ids[:, :-1]
     shifted[:, 0] = decoder_start_token_id
