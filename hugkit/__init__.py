@@ -81,6 +81,14 @@ _EXPORTS = {
     "Qwen3Config": "hugkit.models.qwen3",
     "Qwen3Model": "hugkit.models.qwen3",
     "Qwen3ForCausalLM": "hugkit.models.qwen3",
+    "quantize_": "hugkit.quantization",
+    "QuantizationConfig": "hugkit.quantization",
+    "Int8WeightOnly": "hugkit.quantization",
+    "Int4WeightOnly": "hugkit.quantization",
+    "DynamicInt8": "hugkit.quantization",
+    "GGUFQ8_0": "hugkit.quantization",
+    "GGUFQ4_0": "hugkit.quantization",
+    "GGUFQ4_1": "hugkit.quantization",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -154,7 +154,7 @@ class _AutoModel:
 _LOADING_KWARGS = {
     "dtype", "torch_dtype", "device", "device_map", "variant", "use_safetensors", "ignore_mismatched_sizes",
     "low_cpu_mem_usage", "attn_implementation", "force_download", "trust_remote_code", "use_auth_token",
-    "output_loading_info", "proxies", "resume_download",
+    "output_loading_info", "proxies", "resume_download", "quantization",
 }
 
 

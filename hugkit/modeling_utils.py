@@ -116,7 +116,7 @@ class PreTrainedModel(nn.Module):
             return
         for target, source in self._tied_weights_keys.items():
             owner, name = _owner(self, target)
-            if owner is not None:
+            if owner is not None and not getattr(owner, "is_quantized", False):  # quantized heads: hugkit.quantization
                 setattr(owner, name, self.get_parameter(source))
 
     # --- loading ---------------------------------------------------------------------------------
@@ -141,13 +141,21 @@ class PreTrainedModel(nn.Module):
         for ignored in ("low_cpu_mem_usage", "attn_implementation", "output_loading_info"):
             kwargs.pop(ignored, None)
         gguf_file = kwargs.pop("gguf_file", None)
+        quantization = kwargs.pop("quantization", None)  # hugkit.quantization: "int8", "int4", ... or a config
         if gguf_file is not None:  # llama.cpp files: config, tensors and quantized blocks come from the GGUF
             from .gguf.loader import load_gguf_model
 
-            return load_gguf_model(
+            if quantization is not None:  # re-quantize: the GGUF blocks are dequantized first (documented)
+                kwargs["gguf_dequantize"] = True
+            model = load_gguf_model(
                 cls, pretrained_model_name_or_path, gguf_file, config=config, dtype=dtype if dtype is not None else torch_dtype,
                 device=device if device is not None else device_map, hub_kwargs=hub_kwargs, **kwargs,
             )
+            if quantization is not None:
+                from .quantization import quantize_
+
+                quantize_(model, quantization)
+            return model
         from .hub import resolve
 
         folder = resolve(pretrained_model_name_or_path, **hub_kwargs)
@@ -163,7 +171,15 @@ class PreTrainedModel(nn.Module):
         with torch.device("meta"), _no_weight_init():
             model = cls(config)
             _rebuild_surgery(model)
-        model.load_checkpoint(files, dtype=target_dtype, device=target_device, ignore_mismatched_sizes=ignore_mismatched_sizes)
+        on_weight_loaded = None
+        if quantization is not None or getattr(config, "quantization_config", None):
+            from .quantization.checkpoint import prepare_for_loading
+
+            on_weight_loaded = prepare_for_loading(model, quantization)  # saved structure, or quantize as loaded
+        model.load_checkpoint(files, dtype=target_dtype, device=target_device, ignore_mismatched_sizes=ignore_mismatched_sizes,
+                              on_weight_loaded=on_weight_loaded)
+        if on_weight_loaded is not None:
+            on_weight_loaded.finish()
         model.eval()
         return model
 
@@ -174,8 +190,10 @@ class PreTrainedModel(nn.Module):
         dtype: torch.dtype | None,
         device: torch.device,
         ignore_mismatched_sizes: bool = False,
+        on_weight_loaded: Any = None,
     ) -> None:
-        """Fill this (meta-device) model from checkpoint files, with strict key accounting."""
+        """Fill this (meta-device) model from checkpoint files, with strict key accounting.
+        ``on_weight_loaded(key)`` runs after each assignment (quantize-on-load)."""
         expected = dict(self.named_parameters(remove_duplicate=False))
         expected.update((name, buf) for name, buf in self.named_buffers() if _is_persistent(self, name))
         tied_targets = set(self._tied_weights_keys) if getattr(self.config, "tie_word_embeddings", True) else set()
@@ -214,6 +232,8 @@ class PreTrainedModel(nn.Module):
                 tensor = tensor.to(dtype)
             _assign(self, key, tensor.to(device))
             loaded.add(key)
+            if on_weight_loaded is not None:
+                on_weight_loaded(key)
 
         if skipped_layers:
             logger.info("Skipped %d checkpoint tensors of layers beyond num_hidden_layers=%d.", skipped_layers, kept_layers)
@@ -287,8 +307,12 @@ class PreTrainedModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]
         self.config.dtype = str(self.dtype).replace("torch.", "")
-        self.config.save_pretrained(directory)
         state = self.state_dict()
+        if any(getattr(m, "is_quantized", False) for m in self.modules()):
+            from .quantization.checkpoint import state_for_saving
+
+            state = state_for_saving(self, state)  # quantization_config into config.json; tied blocks once
+        self.config.save_pretrained(directory)
         if getattr(self.config, "tie_word_embeddings", True):
             for target in self._tied_weights_keys:
                 state.pop(target, None)  # stored once, under its source name

@@ -1,17 +1,26 @@
-"""A small C++ kernel for decode-sized GGUF matmuls: ``y = x @ (q * scale + zero)^T`` read straight from int8 blocks.
+"""Small C++ kernels for decode-sized matmuls over quantized weights: ``y = x @ (q * scale + zero)^T`` computed
+straight from the int8 values (or packed int4 nibbles), never inflating the weight to fp32.
 
 Why: at batch 1 a matmul is bound by the bytes of weight it reads. torch's CPU int4/int8 kernels have no fast path
-on AVX2 (see linear.py) and dequantizing to fp32 first writes and re-reads 4 bytes per weight, so both lose to fp32
-weights. This kernel reads 1 byte per weight (+ 8 bytes of scale/zero per 32) and accumulates per block:
-``y[n] = sum_g scale[n,g] * (x_g . q[n,g]) + zero[n,g] * sum(x_g)`` -- the same value as the dequantized matmul up
-to fp32 rounding order.
+on AVX2 (see gguf/linear.py) and dequantizing to fp32 first writes and re-reads 4 bytes per weight, so both lose to
+fp32 weights. These kernels read 1 byte (int8) or half a byte (int4) per weight plus a scale (and zero) per group,
+and accumulate per group: ``y[n] = sum_g scale[n,g] * (x_g . q[n,g]) + zero[n,g] * sum(x_g)`` -- the same value as
+the dequantized matmul up to fp32 rounding order.
 
-It is compiled once per machine with torch's cpp_extension (cached under ~/.cache/torch_extensions, or
-TORCH_EXTENSIONS_DIR) the first time a GGUF model runs; without a compiler, or with ``HUGKIT_GGUF_KERNEL=0``,
-GGUFLinear falls back to dequantize + fp32 matmul. Used for inputs of at most ``MAX_ROWS`` rows (decode);
-longer inputs (prefill) are compute-bound and go to BLAS after ``dequant`` (the same module's vectorized
-``q * scale + zero``, compiled with ``-ffp-contract=off`` so it is bit-identical to gguf's dequantization;
-~6x faster than the same expression in torch ops here).
+Weight layouts (N output rows, K inputs, groups of ``group_size`` inputs, a multiple of 32):
+
+- int8 values: ``q`` int8 (N, K); GGUF Q4_0/Q4_1/Q8_0 blocks (group 32) and hugkit's per-channel int8
+  (group K) both use it.
+- int4 nibbles: ``q`` uint8 (N, K/2); each run of 32 weights is 16 bytes, weight ``j`` in the low nibble of byte
+  ``j`` and weight ``j + 16`` in the high nibble (GGUF's order), values 0..15 (hugkit.quantization.int4).
+- ``scale`` float32 (N, K/group_size); ``zero`` float32 of the same shape, or empty for symmetric schemes.
+
+Compiled once per machine with torch's cpp_extension (cached under ~/.cache/torch_extensions, or
+TORCH_EXTENSIONS_DIR) the first time a quantized model runs; without a compiler, or with ``HUGKIT_GGUF_KERNEL=0``,
+callers fall back to dequantize + fp32 matmul. Used for inputs of at most ``MAX_ROWS`` rows (decode); longer inputs
+(prefill) are compute-bound and go to BLAS after ``group_dequant`` (vectorized ``q * scale + zero``, compiled with
+``-ffp-contract=off`` so it is bit-identical to gguf's dequantization; ~6x faster than the same expression in torch
+ops here). ``block_mm`` / ``dequant`` are the group-32 int8 forms GGUFLinear has always called.
 """
 
 from __future__ import annotations
@@ -32,15 +41,50 @@ _SOURCE = r"""
 #include <immintrin.h>
 #endif
 
-// y (M, N) = x (M, K) @ (q * scale + zero)^T, q int8 (N, K), scale/zero float (N, K/32); M <= 8 per pass.
+// The 32 weights of run r of row n as floats: 4 vectors of 8 (AVX2) -- int8 values or int4 nibbles.
+#if defined(__AVX2__) && defined(__FMA__)
+template <bool NIBBLES>
+static inline void load32(const uint8_t* row, int64_t r, __m256* q) {
+  if (NIBBLES) {
+    const __m128i raw = _mm_loadu_si128((const __m128i*)(row + r * 16));
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_and_si128(raw, mask);                     // weights 0..15
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);  // weights 16..31
+    q[0] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
+    q[1] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
+    q[2] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
+    q[3] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
+  } else {
+    const int8_t* qg = (const int8_t*)row + r * 32;
+    const __m128i raw0 = _mm_loadu_si128((const __m128i*)qg);
+    const __m128i raw1 = _mm_loadu_si128((const __m128i*)(qg + 16));
+    q[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw0));
+    q[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(raw0, 8)));
+    q[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw1));
+    q[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(raw1, 8)));
+  }
+}
+#endif
+
+template <bool NIBBLES>
+static inline float weight_at(const uint8_t* row, int64_t k) {
+  if (NIBBLES) {
+    const uint8_t byte = row[(k / 32) * 16 + (k % 32) % 16];
+    return (float)((k % 32) < 16 ? (byte & 0x0F) : (byte >> 4));
+  }
+  return (float)((const int8_t*)row)[k];
+}
+
+// y (M, N) = x (M, K) @ (q * scale + zero)^T for output rows [n0, n1); 8 input rows per pass.
 // (Measured: interleaving two output rows per iteration was slower here than this simple form.)
-static void rows(const float* X, const float* XS, const int8_t* Q, const float* S, const float* Z, float* Y,
-                 int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
-  const int64_t G = K / 32;
+template <bool NIBBLES>
+static void rows(const float* X, const float* XS, const uint8_t* Q, const float* S, const float* Z, float* Y,
+                 int64_t M, int64_t K, int64_t N, int64_t GS, int64_t n0, int64_t n1) {
+  const int64_t G = K / GS, runs = GS / 32, row_bytes = NIBBLES ? K / 2 : K;
   for (int64_t n = n0; n < n1; ++n) {
-    const int8_t* qn = Q + n * K;
+    const uint8_t* qn = Q + n * row_bytes;
     const float* sn = S + n * G;
-    const float* zn = Z + n * G;
+    const float* zn = Z ? Z + n * G : nullptr;
     for (int64_t m0 = 0; m0 < M; m0 += 8) {
       const int64_t mc = std::min<int64_t>(8, M - m0);
       float tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -48,22 +92,23 @@ static void rows(const float* X, const float* XS, const int8_t* Q, const float* 
       __m256 acc[8];
       for (int64_t m = 0; m < mc; ++m) acc[m] = _mm256_setzero_ps();
       for (int64_t g = 0; g < G; ++g) {
-        const int8_t* qg = qn + g * 32;
-        __m128i raw0 = _mm_loadu_si128((const __m128i*)qg);
-        __m128i raw1 = _mm_loadu_si128((const __m128i*)(qg + 16));
-        __m256 q0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw0));
-        __m256 q1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(raw0, 8)));
-        __m256 q2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw1));
-        __m256 q3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(raw1, 8)));
-        __m256 sg = _mm256_set1_ps(sn[g]);
+        __m256 part[8];
+        for (int64_t m = 0; m < mc; ++m) part[m] = _mm256_setzero_ps();
+        for (int64_t r = g * runs; r < (g + 1) * runs; ++r) {
+          __m256 q[4];
+          load32<NIBBLES>(qn, r, q);
+          for (int64_t m = 0; m < mc; ++m) {
+            const float* xr = X + (m0 + m) * K + r * 32;
+            __m256 p = _mm256_fmadd_ps(q[0], _mm256_loadu_ps(xr), part[m]);
+            p = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(xr + 8), p);
+            p = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(xr + 16), p);
+            part[m] = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xr + 24), p);
+          }
+        }
+        const __m256 sg = _mm256_set1_ps(sn[g]);
         for (int64_t m = 0; m < mc; ++m) {
-          const float* xg = X + (m0 + m) * K + g * 32;
-          __m256 p = _mm256_mul_ps(q0, _mm256_loadu_ps(xg));
-          p = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xg + 8), p);
-          p = _mm256_fmadd_ps(q2, _mm256_loadu_ps(xg + 16), p);
-          p = _mm256_fmadd_ps(q3, _mm256_loadu_ps(xg + 24), p);
-          acc[m] = _mm256_fmadd_ps(sg, p, acc[m]);
-          tail[m] += zn[g] * XS[(m0 + m) * G + g];
+          acc[m] = _mm256_fmadd_ps(sg, part[m], acc[m]);
+          if (zn) tail[m] += zn[g] * XS[(m0 + m) * G + g];
         }
       }
       for (int64_t m = 0; m < mc; ++m) {
@@ -78,8 +123,8 @@ static void rows(const float* X, const float* XS, const int8_t* Q, const float* 
         float acc = 0.f;
         for (int64_t g = 0; g < G; ++g) {
           float dot = 0.f;
-          for (int k = 0; k < 32; ++k) dot += xm[g * 32 + k] * (float)qn[g * 32 + k];
-          acc += sn[g] * dot + zn[g] * XS[(m0 + m) * G + g];
+          for (int64_t k = g * GS; k < (g + 1) * GS; ++k) dot += xm[k] * weight_at<NIBBLES>(qn, k);
+          acc += sn[g] * dot + (zn ? zn[g] * XS[(m0 + m) * G + g] : 0.f);
         }
         Y[(m0 + m) * N + n] = acc;
       }
@@ -88,45 +133,78 @@ static void rows(const float* X, const float* XS, const int8_t* Q, const float* 
   }
 }
 
-// w (N, K) float = q * scale + zero, per block of 32 (the prefill path's dequantization, vectorized).
-torch::Tensor dequant(torch::Tensor q, torch::Tensor scale, torch::Tensor zero, int64_t K) {
-  TORCH_CHECK(q.scalar_type() == torch::kChar && q.is_contiguous() && scale.is_contiguous() && zero.is_contiguous() &&
-              scale.scalar_type() == torch::kFloat && zero.scalar_type() == torch::kFloat && K % 32 == 0, "dequant");
-  const int64_t N = q.numel() / K, blocks = N * (K / 32);
-  TORCH_CHECK(scale.numel() == blocks && zero.numel() == blocks, "dequant shapes");
-  auto w = torch::empty({N, K}, scale.options());
-  const int8_t* Q = q.data_ptr<int8_t>();
+static void check_weights(const torch::Tensor& q, const torch::Tensor& scale, const torch::Tensor& zero, int64_t K,
+                          int64_t group_size, bool nibbles) {
+  TORCH_CHECK(q.is_contiguous() && q.scalar_type() == (nibbles ? torch::kByte : torch::kChar),
+              "q: contiguous ", nibbles ? "uint8 nibbles" : "int8");
+  TORCH_CHECK(group_size > 0 && group_size % 32 == 0 && K % group_size == 0, "group_size must be a multiple of 32 dividing K");
+  const int64_t N = q.numel() / (nibbles ? K / 2 : K), groups = N * (K / group_size);
+  TORCH_CHECK(q.numel() == N * (nibbles ? K / 2 : K), "q shape");
+  TORCH_CHECK(scale.is_contiguous() && scale.scalar_type() == torch::kFloat && scale.numel() == groups, "scale: float32 (N, K/group)");
+  TORCH_CHECK(zero.numel() == 0 || (zero.is_contiguous() && zero.scalar_type() == torch::kFloat && zero.numel() == groups),
+              "zero: float32 (N, K/group) or empty");
+}
+
+// y (M, N) = x (M, K) @ (q * scale + zero)^T with one scale/zero per group of group_size inputs.
+torch::Tensor group_mm(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero, int64_t group_size,
+                       bool nibbles) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
+  const int64_t M = x.size(0), K = x.size(1);
+  check_weights(q, scale, zero, K, group_size, nibbles);
+  const int64_t N = q.numel() / (nibbles ? K / 2 : K), G = K / group_size;
+  auto y = torch::empty({M, N}, x.options());
+  const bool has_zero = zero.numel() > 0;
+  auto xs = has_zero ? x.view({M, G, group_size}).sum(-1).contiguous() : torch::empty({0}, x.options());
+  const float* X = x.data_ptr<float>();
+  const float* XS = has_zero ? xs.data_ptr<float>() : nullptr;
+  const uint8_t* Q = (const uint8_t*)q.data_ptr();
   const float* S = scale.data_ptr<float>();
-  const float* Z = zero.data_ptr<float>();
+  const float* Z = has_zero ? zero.data_ptr<float>() : nullptr;
+  float* Y = y.data_ptr<float>();
+  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
+    if (nibbles) rows<true>(X, XS, Q, S, Z, Y, M, K, N, group_size, begin, end);
+    else rows<false>(X, XS, Q, S, Z, Y, M, K, N, group_size, begin, end);
+  });
+  return y;
+}
+
+// w (N, K) float = q * scale + zero per group (the prefill path's dequantization, vectorized by the compiler).
+torch::Tensor group_dequant(torch::Tensor q, torch::Tensor scale, torch::Tensor zero, int64_t K, int64_t group_size,
+                            bool nibbles) {
+  check_weights(q, scale, zero, K, group_size, nibbles);
+  const int64_t N = q.numel() / (nibbles ? K / 2 : K), runs = N * (K / 32), per_group = group_size / 32;
+  auto w = torch::empty({N, K}, scale.options());
+  const uint8_t* Q = (const uint8_t*)q.data_ptr();
+  const float* S = scale.data_ptr<float>();
+  const float* Z = zero.numel() ? zero.data_ptr<float>() : nullptr;
   float* W = w.data_ptr<float>();
-  at::parallel_for(0, blocks, 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const int8_t* qb = Q + b * 32;
-      float* wb = W + b * 32;
-      const float s = S[b], z = Z[b];
-      for (int k = 0; k < 32; ++k) wb[k] = (float)qb[k] * s + z;
+  at::parallel_for(0, runs, 1024, [&](int64_t begin, int64_t end) {
+    float values[32];
+    for (int64_t r = begin; r < end; ++r) {
+      if (nibbles) {
+        const uint8_t* qb = Q + r * 16;
+        for (int k = 0; k < 16; ++k) { values[k] = (float)(qb[k] & 0x0F); values[k + 16] = (float)(qb[k] >> 4); }
+      } else {
+        const int8_t* qb = (const int8_t*)Q + r * 32;
+        for (int k = 0; k < 32; ++k) values[k] = (float)qb[k];
+      }
+      const int64_t g = r / per_group;
+      const float s = S[g], z = Z ? Z[g] : 0.f;
+      float* wb = W + r * 32;
+      if (Z) for (int k = 0; k < 32; ++k) wb[k] = values[k] * s + z;
+      else for (int k = 0; k < 32; ++k) wb[k] = values[k] * s;
     }
   });
   return w;
 }
 
+// The group-32 int8 forms GGUFLinear calls (kept for compatibility).
 torch::Tensor block_mm(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
-  TORCH_CHECK(q.scalar_type() == torch::kChar && q.is_contiguous(), "q: contiguous int8");
-  TORCH_CHECK(scale.is_contiguous() && zero.is_contiguous() && scale.scalar_type() == torch::kFloat &&
-              zero.scalar_type() == torch::kFloat, "scale/zero: contiguous float32");
-  const int64_t M = x.size(0), K = x.size(1), N = q.numel() / K, G = K / 32;
-  TORCH_CHECK(K % 32 == 0 && q.numel() == N * K && scale.numel() == N * G && zero.numel() == N * G, "shapes");
-  auto y = torch::empty({M, N}, x.options());
-  auto xs = x.view({M, G, 32}).sum(-1).contiguous();
-  const float* X = x.data_ptr<float>();
-  const float* XS = xs.data_ptr<float>();
-  const int8_t* Q = q.data_ptr<int8_t>();
-  const float* S = scale.data_ptr<float>();
-  const float* Z = zero.data_ptr<float>();
-  float* Y = y.data_ptr<float>();
-  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) { rows(X, XS, Q, S, Z, Y, M, K, N, begin, end); });
-  return y;
+  return group_mm(x, q, scale, zero, 32, false);
+}
+
+torch::Tensor dequant(torch::Tensor q, torch::Tensor scale, torch::Tensor zero, int64_t K) {
+  return group_dequant(q, scale, zero, K, 32, false);
 }
 """
 
@@ -136,7 +214,8 @@ _failed = False
 
 
 def block_mm_kernel():
-    """The compiled ``block_mm(x, q, scale, zero)``, or None when unavailable (logged once)."""
+    """The compiled module (``group_mm``, ``group_dequant``, ``block_mm``, ``dequant``), or None when unavailable
+    (logged once)."""
     global _module, _failed
     if _module is not None or _failed:
         return _module
@@ -149,16 +228,16 @@ def block_mm_kernel():
         try:
             from torch.utils.cpp_extension import load_inline
 
-            logger.info("Loading the GGUF decode kernel (compiled once per machine, ~1 minute the first time).")
+            logger.info("Loading the quantized-matmul kernel (compiled once per machine, ~1 minute the first time).")
             flags = ["-O3", "-ffp-contract=off"]  # dequant: two roundings, exactly as gguf
             if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
                 flags += ["-mavx2", "-mfma"]
             _module = load_inline(
-                name="hugkit_gguf_kernels_1", cpp_sources=[_SOURCE + "\n"], functions=["block_mm", "dequant"],
-                extra_cflags=flags, verbose=False,
+                name="hugkit_gguf_kernels_2", cpp_sources=[_SOURCE + "\n"],
+                functions=["group_mm", "group_dequant", "block_mm", "dequant"], extra_cflags=flags, verbose=False,
             )
         except Exception as error:  # no compiler, no headers, ...: the torch fallback is correct, only slower
             _failed = True
-            logger.info("GGUF decode kernel unavailable (%s: %s); using dequantize + fp32 matmul.", type(error).__name__,
-                        str(error).splitlines()[0] if str(error) else "")
+            logger.info("Quantized-matmul kernel unavailable (%s: %s); using dequantize + fp32 matmul.",
+                        type(error).__name__, str(error).splitlines()[0] if str(error) else "")
     return _module

@@ -25,7 +25,12 @@ gguf's own formula, bit-identical to its dequantization), and:
 - longer inputs (prefill) dequantize (row chunks for a large head) and run an fp32 BLAS matmul;
 - where the kernel cannot be compiled, everything takes the second path (correct, slower).
 ``from_pretrained(..., gguf_dequantize=True)`` gives plain fp32 ``nn.Linear`` weights instead (4 bytes per weight).
-This module is the home of GGUF block weights; the quantization package (issue 5) can import it from here.
+
+This module is the home of GGUF block weights, shared with hugkit.quantization: ``quantize_blocks`` turns float
+weights into blocks exactly as gguf's own quantizer does (``quantize_(model, GGUFQ4_1())``), and a model holding
+GGUFLinear / GGUFEmbedding layers (quantized by hugkit or loaded from a GGUF file) saves with save_pretrained and
+reloads through the quantization package (buffers stored as they are in memory; a head tied to the embedding is
+stored once).
 """
 
 from __future__ import annotations
@@ -74,6 +79,48 @@ def unpack_blocks(raw, kind: str, out_features: int, in_features: int):
     return torch.from_numpy(np.ascontiguousarray(q)), torch.from_numpy(d), torch.from_numpy(zero)
 
 
+def _round_half_away(values: torch.Tensor) -> torch.Tensor:
+    """gguf's ``np_roundf`` (round half away from zero), in the same float32 steps."""
+    magnitude = values.abs()
+    floored = torch.floor(magnitude)
+    return torch.sign(values) * (floored + torch.floor(2 * (magnitude - floored)))
+
+
+def quantize_blocks(weight: torch.Tensor, kind: str):
+    """Float (out, in) -> (q int8 (out, in/32, 32), scale, zero float32 (out, in/32, 1)) in the layout
+    ``unpack_blocks`` gives: the same blocks gguf's ``quants.quantize`` writes (f16 scales), so
+    ``q * scale + zero`` equals gguf's dequantization of them."""
+    if kind not in BLOCK_BYTES:
+        raise ValueError(f"Unsupported GGUF block format {kind!r}; supported: {', '.join(BLOCK_BYTES)}.")
+    out_features, in_features = weight.shape
+    if in_features % QK:
+        raise ValueError(f"GGUF {kind} needs in_features to be a multiple of {QK}; this weight has {in_features}.")
+    blocks = weight.detach().float().reshape(out_features, in_features // QK, QK)
+    zero = torch.zeros(out_features, in_features // QK, 1)
+    if kind == "Q8_0":
+        d = blocks.abs().amax(dim=-1, keepdim=True) / 127
+        inverse = torch.where(d == 0, torch.zeros_like(d), 1 / d)
+        q = _round_half_away(blocks * inverse).to(torch.int8)
+    elif kind == "Q4_0":
+        peak = blocks.gather(-1, blocks.abs().argmax(dim=-1, keepdim=True))  # signed value of largest magnitude
+        d = peak / -8
+        inverse = torch.where(d == 0, torch.zeros_like(d), 1 / d)
+        q = (torch.trunc(blocks * inverse + 8.5).clamp_(0, 15) - 8).to(torch.int8)
+    else:  # Q4_1
+        low, high = blocks.amin(dim=-1, keepdim=True), blocks.amax(dim=-1, keepdim=True)
+        d = (high - low) / 15
+        inverse = torch.where(d == 0, torch.zeros_like(d), 1 / d)
+        q = torch.trunc((blocks - low) * inverse + 0.5).clamp_(0, 15).to(torch.int8)
+        zero = low.half().float()
+    return q.contiguous(), d.half().float(), zero
+
+
+def _block_buffers(out_features: int, in_features: int, device: torch.device):
+    shape = (out_features, in_features // QK)
+    return (torch.empty(*shape, QK, dtype=torch.int8, device=device), torch.empty(*shape, 1, device=device),
+            torch.empty(*shape, 1, device=device))
+
+
 def dequantize_blocks(raw, kind: str, out_features: int, in_features: int) -> torch.Tensor:
     """The float32 (out, in) tensor a GGUF block tensor stands for."""
     q, scale, zero = unpack_blocks(raw, kind, out_features, in_features)
@@ -86,20 +133,63 @@ class GGUFLinear(nn.Module):
     Buffers ``qweight`` (int8, (out, in/32, 32)), ``scales`` and ``zeros`` (float32, (out, in/32, 1)).
     A tied head shares these buffers with its :class:`GGUFEmbedding`. ``bias`` is an optional float parameter
     (Qwen2's q/k/v and GPT-2's projections have one; the loader sets it when the file has one).
+    A head tied to the embedding (``tied_to``) holds non-persistent views of the embedding's buffers.
     """
 
+    is_quantized = True
+
     def __init__(self, in_features: int, out_features: int, kind: str, q: torch.Tensor, scales: torch.Tensor,
-                 zeros: torch.Tensor) -> None:
+                 zeros: torch.Tensor, bias: torch.Tensor | None = None, *, persistent: bool = True) -> None:
         super().__init__()
         self.in_features, self.out_features, self.kind = in_features, out_features, kind
-        self.register_buffer("qweight", q)
-        self.register_buffer("scales", scales)
-        self.register_buffer("zeros", zeros)
+        self.register_buffer("qweight", q, persistent=persistent)
+        self.register_buffer("scales", scales, persistent=persistent)
+        self.register_buffer("zeros", zeros, persistent=persistent)
         self.register_parameter("bias", None)
+        if bias is not None:
+            self.bias = bias if isinstance(bias, nn.Parameter) else nn.Parameter(bias, requires_grad=False)
+        self.__dict__["_tie_source"] = None  # a GGUFEmbedding, deliberately kept out of the module tree
 
     @classmethod
     def from_raw(cls, raw, kind: str, out_features: int, in_features: int) -> "GGUFLinear":
         return cls(in_features, out_features, kind, *unpack_blocks(raw, kind, out_features, in_features))
+
+    @classmethod
+    def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None, config) -> "GGUFLinear":
+        """Quantize a float (out, in) weight into ``config.kind`` blocks (``hugkit.GGUFQ4_1()`` etc.)."""
+        out_features, in_features = weight.shape
+        return cls(in_features, out_features, config.kind, *quantize_blocks(weight, config.kind), bias)
+
+    @classmethod
+    def empty(cls, in_features: int, out_features: int, bias: torch.Tensor | None, config) -> "GGUFLinear":
+        """The layer's structure on the meta device, for a saved checkpoint to fill."""
+        return cls(in_features, out_features, config.kind,
+                   *_block_buffers(out_features, in_features, torch.device("meta")), bias)
+
+    @classmethod
+    def tied_to(cls, embedding: "GGUFEmbedding") -> "GGUFLinear":
+        """A head sharing ``embedding``'s blocks: saved once (under the embedding), re-shared after loading."""
+        head = cls(embedding.embedding_dim, embedding.num_embeddings, embedding.kind, embedding.qweight,
+                   embedding.scales, embedding.zeros, persistent=False)
+        head.__dict__["_tie_source"] = embedding
+        return head
+
+    @property
+    def tie_source(self) -> "GGUFEmbedding | None":
+        return self.__dict__.get("_tie_source")
+
+    @property
+    def quantization(self):
+        from ..quantization.config import SCHEMES
+
+        return SCHEMES[self.kind.lower()]()
+
+    def _init_buffers(self, device: torch.device) -> None:
+        """After a checkpoint filled the embedding (PreTrainedModel._materialize_leftovers): share its blocks."""
+        source = self.tie_source
+        if source is not None:
+            for name in ("qweight", "scales", "zeros"):
+                self._buffers[name] = getattr(source, name)
 
     def dequantize(self) -> torch.Tensor:
         """The fp32 weight (out, in), bit-identical to gguf's own dequantization."""
@@ -146,6 +236,8 @@ class GGUFLinear(nn.Module):
 class GGUFEmbedding(nn.Module):
     """An embedding table kept quantized; looked-up rows are dequantized on the fly."""
 
+    is_quantized = True
+
     def __init__(self, num_embeddings: int, embedding_dim: int, kind: str, q: torch.Tensor, scales: torch.Tensor,
                  zeros: torch.Tensor) -> None:
         super().__init__()
@@ -153,6 +245,17 @@ class GGUFEmbedding(nn.Module):
         self.register_buffer("qweight", q)
         self.register_buffer("scales", scales)
         self.register_buffer("zeros", zeros)
+
+    @classmethod
+    def empty(cls, num_embeddings: int, embedding_dim: int, kind: str) -> "GGUFEmbedding":
+        """The table's structure on the meta device, for a saved checkpoint to fill."""
+        return cls(num_embeddings, embedding_dim, kind, *_block_buffers(num_embeddings, embedding_dim, torch.device("meta")))
+
+    @property
+    def quantization(self):
+        from ..quantization.config import SCHEMES
+
+        return SCHEMES[self.kind.lower()]()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         ids = input_ids.reshape(-1)

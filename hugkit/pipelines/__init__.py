@@ -117,6 +117,7 @@ def pipeline(
     token: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
     gguf_file: str | None = None,
+    quantization: Any = None,
     **task_kwargs: Any,
 ):
     """Build a pipeline for ``task`` (e.g. "sentiment-analysis") from a checkpoint id, folder or model object."""
@@ -138,6 +139,11 @@ def pipeline(
     chosen_dtype = dtype if dtype is not None else torch_dtype
     if chosen_dtype is not None:
         loading.setdefault("dtype", chosen_dtype)
+    if quantization is not None:  # "int8", "int4", "dynamic-int8", ... (hugkit.quantization)
+        if not isinstance(model, (str, os.PathLike)):
+            raise ValueError("quantization= applies when the pipeline loads the model; for a model object, call "
+                             "hugkit.quantize_(model, ...) first and pass the quantized model.")
+        loading.setdefault("quantization", quantization)
 
     from .base import load_model_and_tokenizer
 

@@ -1,0 +1,103 @@
+"""What the weight-only quantized linear layers share: bias handling, and the choice between the decode kernel
+(a few rows: read the packed weights directly, hugkit/gguf/kernel.py) and the prefill path (many rows: dequantize
+a slice of output rows at a time and run an fp32 BLAS matmul -- compute-bound, so BLAS wins there).
+
+Off the CPU (CUDA) the layers dequantize to the input's dtype and call ``F.linear``: simple and correct, but
+untested on real hardware here (no GPU on the development machine), and no faster than float weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..gguf.kernel import MAX_ROWS, block_mm_kernel
+from .config import QuantizationConfig
+
+_CHUNK = 1 << 22  # weights dequantized at once on the prefill path (16 MB of fp32)
+NO_ZERO = torch.empty(0)  # the kernels' "symmetric scheme" marker
+
+
+class QuantizedLinear(nn.Module):
+    """Base of Int8Linear / Int4Linear / DynamicInt8Linear: ``y = x @ W^T + b`` with W kept quantized.
+
+    Subclasses register their buffers and implement ``_kernel_mm`` (None when the kernel cannot take the layer)
+    and ``_dequantize_rows``.
+    """
+
+    is_quantized = True
+
+    def __init__(self, in_features: int, out_features: int, bias: torch.Tensor | None,
+                 config: QuantizationConfig) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.quantization = in_features, out_features, config
+        if bias is None:
+            self.register_parameter("bias", None)
+        else:
+            self.bias = bias if isinstance(bias, nn.Parameter) else nn.Parameter(bias, requires_grad=False)
+
+    # --- to implement -------------------------------------------------------------------------
+    def _kernel_mm(self, kernel, x2d: torch.Tensor) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- shared -------------------------------------------------------------------------------
+    def dequantize(self) -> torch.Tensor:
+        """The float32 weight (out, in) these quantized values stand for."""
+        kernel = block_mm_kernel() if self._on_cpu() else None
+        return self._dequantize_rows(0, self.out_features, kernel)
+
+    def _on_cpu(self) -> bool:
+        return self.scales.device.type == "cpu"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"{type(self).__name__} expects inputs with {self.in_features} features in the last "
+                             f"dimension, got shape {tuple(x.shape)}.")
+        if x.device.type != "cpu":  # CUDA and others: dequantize + matmul (see the module docstring)
+            return F.linear(x, self._dequantize_rows(0, self.out_features, None).to(x.dtype), self._bias_as(x))
+        rows = x.numel() // self.in_features
+        kernel = block_mm_kernel()
+        if kernel is not None and rows <= MAX_ROWS and x.dtype == torch.float32:
+            y = self._kernel_mm(kernel, x.reshape(rows, self.in_features).contiguous())
+            if y is not None:  # decode: read the packed weights directly
+                if self.bias is not None:
+                    y += self.bias
+                return y.view(*x.shape[:-1], self.out_features)
+        return self._prefill(x, kernel)
+
+    def _bias_as(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None if self.bias is None else self.bias.to(x.dtype)
+
+    def _prefill(self, x: torch.Tensor, kernel) -> torch.Tensor:
+        step = max(1, _CHUNK // self.in_features)
+        bias = self._bias_as(x)
+        if self.out_features <= step:
+            return F.linear(x, self._dequantize_rows(0, self.out_features, kernel).to(x.dtype), bias)
+        # A large head (e.g. 50257 x 768): a slice of rows at a time, never the whole fp32 matrix.
+        out = torch.empty(*x.shape[:-1], self.out_features, dtype=x.dtype, device=x.device)
+        for start in range(0, self.out_features, step):
+            stop = min(start + step, self.out_features)
+            weight = self._dequantize_rows(start, stop, kernel).to(x.dtype)
+            out[..., start:stop] = F.linear(x, weight, None if bias is None else bias[start:stop])
+        return out
+
+    def _init_buffers(self, device: torch.device) -> None:
+        """After loading (PreTrainedModel._materialize_leftovers): the kernels want float32 scales, even when the
+        checkpoint was loaded with another dtype."""
+        for name in ("scales", "zeros"):
+            value = self._buffers.get(name)
+            if value is not None and not value.is_meta and value.dtype != torch.float32:
+                self._buffers[name] = value.float()
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes held by the quantized weight (values + scales + zeros), bias excluded."""
+        return sum(b.numel() * b.element_size() for b in self.buffers())
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"quantization={self.quantization}")
