@@ -1,0 +1,98 @@
+"""Quantized linear layers against their own dequantized weights (kernel, prefill and fallback paths), the
+quantizers' error bounds, and hugkit's GGUF quantizer against gguf's own."""
+
+from __future__ import annotations
+
+import gguf
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import hugkit.quantization.base as base_module
+from hugkit.gguf.linear import GGUFLinear, quantize_blocks, unpack_blocks
+from hugkit.quantization import DynamicInt8, GGUFQ4_1, Int4WeightOnly, Int8WeightOnly
+from hugkit.quantization.int4 import pack_nibbles, unpack_nibbles
+from hugkit.quantization.quantize import quantize_layer
+
+ROWS = (1, 5, 40)  # decode kernel (<= 16 rows) and the dequantize + BLAS path
+
+
+def _float_linear(in_features=256, out_features=96, seed=0):
+    torch.manual_seed(seed)
+    layer = nn.Linear(in_features, out_features)
+    with torch.no_grad():
+        layer.weight.normal_(0, 0.05)
+        layer.bias.normal_(0, 0.1)
+    return layer
+
+
+@pytest.mark.parametrize("config", [Int8WeightOnly(), Int4WeightOnly(32), Int4WeightOnly(64), Int4WeightOnly(128),
+                                    GGUFQ4_1()], ids=str)
+@pytest.mark.parametrize("rows", ROWS)
+def test_forward_equals_dequantized_matmul(config, rows):
+    layer = _float_linear()
+    quantized = quantize_layer(layer, config)
+    x = torch.randn(rows, 256)
+    weight = quantized.dequantize() if hasattr(quantized, "dequantize") else None
+    want = x @ weight.T + layer.bias
+    got = quantized(x)
+    assert got.shape == (rows, 96)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("config", [Int8WeightOnly(), Int4WeightOnly(64)], ids=str)
+def test_fallback_without_kernel_matches(config, monkeypatch):
+    quantized = quantize_layer(_float_linear(), config)
+    x = torch.randn(3, 256)
+    with_kernel = quantized(x)
+    monkeypatch.setattr(base_module, "block_mm_kernel", lambda: None)
+    torch.testing.assert_close(quantized(x), with_kernel, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(quantized.dequantize(), quantized._dequantize_rows(0, 96, None), atol=0, rtol=0)
+
+
+def test_int8_error_bound():
+    layer = _float_linear()
+    quantized = quantize_layer(layer, Int8WeightOnly())
+    assert quantized.qweight.dtype == torch.int8 and quantized.scales.shape == (96,)
+    error = (quantized.dequantize() - layer.weight).abs()
+    assert (error <= quantized.scales[:, None] / 2 + 1e-7).all()
+    assert quantized.qweight.abs().amax(dim=1).eq(127).all()  # each row uses the full range
+
+
+def test_int4_packing_and_error_bound():
+    layer = _float_linear()
+    quantized = quantize_layer(layer, Int4WeightOnly(64))
+    assert quantized.qweight.dtype == torch.uint8 and quantized.qweight.shape == (96, 128)  # two per byte
+    error = (quantized.dequantize() - layer.weight).abs().view(96, 4, 64)
+    assert (error <= quantized.scales[..., None] / 2 + 1e-6).all()
+    values = torch.randint(0, 16, (7, 64), dtype=torch.uint8)
+    packed = pack_nibbles(values)
+    assert packed[0, 0] == values[0, 0] | (values[0, 16] << 4)  # GGUF order: weight j and j + 16 share a byte
+    assert torch.equal(unpack_nibbles(packed), values)
+
+
+def test_dynamic_int8_runs_integer_matmul_for_batches():
+    layer = _float_linear()
+    quantized = quantize_layer(layer, DynamicInt8())
+    x = torch.randn(64, 256)
+    weight_only = x @ quantized.dequantize().T + layer.bias
+    got = quantized(x)
+    assert not torch.equal(got, weight_only)  # activations were quantized too (fbgemm path)
+    reference = layer(x).detach()
+    assert (got - reference).abs().max() <= 0.02 * reference.abs().max()
+    torch.testing.assert_close(quantized(x[:2]), weight_only[:2], atol=1e-4, rtol=1e-4)  # decode: weight-only kernel
+
+
+@pytest.mark.parametrize("kind", ["Q8_0", "Q4_0", "Q4_1"])
+def test_gguf_quantizer_matches_gguf(kind):
+    weight = torch.randn(48, 128) * 0.1
+    weight[3, :32] = 0.0  # an all-zero block: d = 0
+    ours = quantize_blocks(weight, kind)
+    raw = gguf.quants.quantize(weight.numpy(), gguf.GGMLQuantizationType[kind])
+    theirs = unpack_blocks(raw, kind, 48, 128)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+    layer = GGUFLinear.from_float(weight, None, type("C", (), {"kind": kind})())
+    expected = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType[kind]).reshape(48, 128)
+    assert np.array_equal(layer.dequantize().numpy(), expected)
