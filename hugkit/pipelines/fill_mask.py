@@ -93,7 +93,9 @@ class FillMaskPipeline(Pipeline):
 
     def preprocess(self, items: list[Any], options: dict[str, Any]) -> list[dict[str, Any]]:
         encoded = self.tokenizer(
-            items, truncation=options.get("truncation", True), max_length=options.get("max_length") or self.max_input_length()
+            items,
+            truncation=options.get("truncation", True),
+            max_length=options.get("max_length") or self.max_input_length(),
         )
         names = [n for n in ("input_ids", "token_type_ids") if n in encoded]
         features = [{name: encoded[name][i] for name in names} for i in range(len(items))]
@@ -112,7 +114,10 @@ class FillMaskPipeline(Pipeline):
             where = f"the text uses {found[0]!r}, which is another model family's mask token"
         else:
             where = "the text has no mask token"
-        return f"No mask_token ({mask}) found in the input {text!r:.100}: {where}. Write {mask} where the missing word goes."
+        return (
+            f"No mask_token ({mask}) found in the input {text!r:.100}: {where}. "
+            f"Write {mask} where the missing word goes."
+        )
 
     def forward(self, batch: dict[str, Any], options: dict[str, Any]) -> Any:
         torch = self.torch

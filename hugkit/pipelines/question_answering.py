@@ -26,6 +26,7 @@ from typing import Any
 
 from .base import Pipeline
 
+_INTEGER_OPTIONS = (("top_k", 1), ("max_answer_len", 1), ("max_seq_len", 2), ("max_question_len", 1), ("doc_stride", 0))
 _NO_NULL = 1_000_000.0  # larger than any probability: "no window has proposed the empty answer yet"
 
 
@@ -36,7 +37,7 @@ class QuestionAnsweringPipeline(Pipeline):
             kwargs["top_k"] = kwargs["topk"]
         kwargs.pop("topk", None)
         kwargs.pop("padding", None)  # padding never changes the answers; accepted for compatibility
-        for name, smallest in (("top_k", 1), ("max_answer_len", 1), ("max_seq_len", 2), ("max_question_len", 1), ("doc_stride", 0)):
+        for name, smallest in _INTEGER_OPTIONS:
             value = kwargs.pop(name, None)
             if value is None:
                 continue
@@ -52,7 +53,9 @@ class QuestionAnsweringPipeline(Pipeline):
         return {**options, **super().check_kwargs(kwargs)}
 
     # --- inputs ----------------------------------------------------------------------------------------------
-    def __call__(self, *args: Any, question: Any = None, context: Any = None, batch_size: int | None = None, **kwargs: Any) -> Any:
+    def __call__(
+        self, *args: Any, question: Any = None, context: Any = None, batch_size: int | None = None, **kwargs: Any
+    ) -> Any:
         inputs = _collect_inputs(args, question, context)
         result = super().__call__(inputs, batch_size=batch_size, **kwargs)
         if isinstance(inputs, list) and len(inputs) == 1:
@@ -79,11 +82,15 @@ class QuestionAnsweringPipeline(Pipeline):
         limit = self.max_input_length()
         max_seq_len = options.get("max_seq_len") or min(limit, 384)
         if max_seq_len > limit:
-            raise ValueError(f"max_seq_len ({max_seq_len}) is larger than this model's input limit ({limit}); use at most {limit}.")
+            raise ValueError(
+                f"max_seq_len ({max_seq_len}) is larger than this model's input limit ({limit}); use at most {limit}."
+            )
         stride_given = "doc_stride" in options
         doc_stride = options["doc_stride"] if stride_given else min(max_seq_len // 2, 128)
         if doc_stride > max_seq_len:
-            raise ValueError(f"doc_stride ({doc_stride}) is larger than max_seq_len ({max_seq_len}); use a smaller doc_stride.")
+            raise ValueError(
+                f"doc_stride ({doc_stride}) is larger than max_seq_len ({max_seq_len}); use a smaller doc_stride."
+            )
         special = self.tokenizer.num_special_tokens_to_add(pair=True)
         cls_id = self.tokenizer.cls_token_id
         features = []
@@ -92,7 +99,9 @@ class QuestionAnsweringPipeline(Pipeline):
             question_length = len(self.tokenizer(question, add_special_tokens=False)["input_ids"])
             context_length = len(self.tokenizer(item["context"], add_special_tokens=False)["input_ids"])
             if context_length == 0:
-                raise ValueError(f"The context {item['context']!r:.60} has no tokens to answer from; pass a longer context.")
+                raise ValueError(
+                    f"The context {item['context']!r:.60} has no tokens to answer from; pass a longer context."
+                )
             room = max_seq_len - special - question_length
             if room < 1:
                 raise ValueError(
@@ -203,7 +212,9 @@ def _collect_inputs(args: tuple[Any, ...], question: Any, context: Any) -> Any:
             return [{"question": q, "context": context} for q in question]
         if isinstance(question, list) and isinstance(context, list):
             if len(question) != len(context):
-                raise ValueError(f"Got {len(question)} questions but {len(context)} contexts; pass one context per question.")
+                raise ValueError(
+                    f"Got {len(question)} questions but {len(context)} contexts; pass one context per question."
+                )
             return [{"question": q, "context": c} for q, c in zip(question, context)]
         raise ValueError(
             "question= must be a string or a list of strings, and context= a string or a list of the same length; "

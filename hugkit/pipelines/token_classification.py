@@ -46,7 +46,9 @@ class TokenClassificationPipeline(Pipeline):
         stride = kwargs.pop("stride", None)
         if stride is not None:
             if not isinstance(stride, int) or isinstance(stride, bool) or stride < 0:
-                raise ValueError(f"stride must be a non-negative integer (tokens shared by adjacent windows), got {stride!r}.")
+                raise ValueError(
+                    f"stride must be a non-negative integer (tokens shared by adjacent windows), got {stride!r}."
+                )
             options["stride"] = stride
         if kwargs.pop("is_split_into_words", False):
             options["is_split_into_words"] = True
@@ -125,7 +127,9 @@ class TokenClassificationPipeline(Pipeline):
             offsets = encoded["offset_mapping"][row]
             if split:  # offsets of pre-split words count from the start of each word
                 word_ids, starts = encoded.word_ids(row), word_starts[owner]
-                offsets = [(s + starts[w], e + starts[w]) if w is not None else (s, e) for (s, e), w in zip(offsets, word_ids)]
+                offsets = [
+                    (s + starts[w], e + starts[w]) if w is not None else (s, e) for (s, e), w in zip(offsets, word_ids)
+                ]
             feature.update(
                 item=owner, sentence=sentences[owner], offsets=offsets, special=encoded["special_tokens_mask"][row]
             )

@@ -65,8 +65,7 @@ def install_v4() -> Path:
 def run_v4(calls: list[dict]) -> list:
     """Each call is {"folder", "args", "kwargs"}; returns v4's outputs (or {"error": ...}) in order."""
     site = install_v4()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parents[2])]),
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run([sys.executable, "-c", _RUNNER], input=json.dumps(calls), capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"transformers v4 reference failed:\n{done.stderr[-3000:]}")
