@@ -127,6 +127,11 @@ def _apply(block: nn.Module, layout: BlockLayout, plan: _HeadPlan) -> None:
         keep_outputs(block.get_submodule(layout.query), query_index, transposed=layout.transposed, path=layout.query)
         keep_outputs(block.get_submodule(layout.key), kv_index, transposed=layout.transposed, path=layout.key)
         keep_outputs(block.get_submodule(layout.value), kv_index, transposed=layout.transposed, path=layout.value)
+    for path in layout.extra_head_outputs:
+        parent, _, name = path.rpartition(".")
+        extra = getattr(block.get_submodule(parent), name, None)
+        if extra is not None:
+            keep_outputs(extra, query_index, transposed=layout.transposed, path=path)
     keep_inputs(block.get_submodule(layout.out), query_index, transposed=layout.transposed, path=layout.out)
     setattr(attention, layout.heads_attr, len(plan.keep_query))
     if layout.kv_heads_attr:

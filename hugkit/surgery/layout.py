@@ -34,6 +34,9 @@ class BlockLayout:
     qkv: str = ""  # one fused projection, output features [q heads | k heads | v heads] (GPT-2's c_attn)
     kv_heads_attr: str = ""  # attribute with the number of key/value heads, for grouped-query attention
     kv_heads_field: str = ""  # the config field of the original key/value head count
+    # More projections laid out by head like the query, pruned with it where the block has them (DeBERTa's
+    # relative-position projections).
+    extra_head_outputs: tuple[str, ...] = ()
     transposed: bool = False
     per_layer_attrs: tuple[str, ...] = ()  # lists on the base model with one entry per block (cut with the blocks)
 
@@ -70,11 +73,21 @@ _LLAMA = BlockLayout(
     per_layer_attrs=("layer_windows",),
 )
 
+_DEBERTA_V2 = BlockLayout(
+    layers="encoder.layer",
+    attention="attention.self", heads_attr="num_attention_heads", head_dim_attr="attention_head_size",
+    query="attention.self.query_proj", key="attention.self.key_proj", value="attention.self.value_proj",
+    extra_head_outputs=("attention.self.pos_key_proj", "attention.self.pos_query_proj"),
+    out="attention.output.dense",
+    ffn_in=("intermediate.dense",), ffn_out="output.dense", intermediate_field="intermediate_size",
+)
+
 LAYOUTS: dict[str, BlockLayout] = {
     "bert": _BERT,
     "roberta": _BERT,
     "xlm-roberta": _BERT,
     "distilbert": _DISTILBERT,
+    "deberta-v2": _DEBERTA_V2,
     "gpt2": _GPT2,
     "llama": _LLAMA,
     "mistral": _LLAMA,

@@ -10,7 +10,7 @@ import transformers
 
 VOCAB = 99
 LAYERS = 3
-ENCODERS = ("bert", "distilbert", "roberta", "xlm-roberta")
+ENCODERS = ("bert", "distilbert", "roberta", "xlm-roberta", "deberta-v2")
 DECODERS = ("gpt2", "llama", "mistral", "qwen2", "qwen3")
 ARCHS = ENCODERS + DECODERS
 _GQA = dict(
@@ -25,6 +25,12 @@ def reference_config(arch: str, **overrides):
     if arch == "distilbert":
         return transformers.DistilBertConfig(**{**dict(
             vocab_size=VOCAB, dim=32, n_layers=LAYERS, n_heads=4, hidden_dim=37, max_position_embeddings=64,
+        ), **overrides})
+    if arch == "deberta-v2":  # relative attention with its own position projections (pruned with the heads)
+        return transformers.DebertaV2Config(**{**dict(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=LAYERS, num_attention_heads=4, intermediate_size=37,
+            max_position_embeddings=64, relative_attention=True, pos_att_type=["p2c", "c2p"],
+            max_relative_positions=16, share_att_key=False, position_biased_input=False, type_vocab_size=0,
         ), **overrides})
     if arch in ("bert", "roberta", "xlm-roberta"):
         config_class = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig,
@@ -52,7 +58,7 @@ def reference_config(arch: str, **overrides):
 
 REFERENCE_CLASS = {
     "bert": "BertForMaskedLM", "distilbert": "DistilBertForMaskedLM", "roberta": "RobertaForMaskedLM",
-    "xlm-roberta": "XLMRobertaForMaskedLM", "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM",
+    "xlm-roberta": "XLMRobertaForMaskedLM", "deberta-v2": "DebertaV2ForMaskedLM", "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM",
     "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
 }
 

@@ -37,6 +37,7 @@ def kept_layers_reference(arch: str, reference, kept: list[int], **overrides):
     [
         ("bert", {"keep": [0, 2]}, [0, 2], {}),
         ("distilbert", {"drop": [1]}, [0, 2], {}),
+        ("deberta-v2", {"keep": [1]}, [1], {}),
         ("gpt2", {"keep": range(1, 3)}, [1, 2], {}),
         ("llama", {"drop": [0]}, [1, 2], {}),
         # Layers 1 and 2 slide; a 2-layer model with max_window_layers=1 would derive [full, sliding].
@@ -50,13 +51,13 @@ def test_dropped_layers_equal_reference_with_kept_layers(arch, how, kept, overri
     expected = kept_layers_reference(arch, reference, kept, **overrides)
     inputs = make_inputs(arch)
     assert_close(logits_of(model, arch, inputs), logits_of(expected, arch, inputs), what=f"{arch} kept {kept}")
-    assert model.config.num_hidden_layers == 2
+    assert model.config.num_hidden_layers == len(kept)
     if arch == "qwen2":
         assert model.config.layer_types == ["sliding_attention", "sliding_attention"]
 
     model.save_pretrained(tmp_path)
     reloaded = load_hugkit(tmp_path)
-    assert reloaded.config.num_hidden_layers == 2
+    assert reloaded.config.num_hidden_layers == len(kept)
     assert_close(logits_of(reloaded, arch, inputs), logits_of(model, arch, inputs), atol=1e-6, what="reloaded")
 
 

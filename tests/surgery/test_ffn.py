@@ -17,11 +17,12 @@ from .conftest import assert_close, load_hugkit, logits_of, make_inputs
 FFN = {
     "bert": (["bert.encoder.layer.{}.intermediate.dense"], "bert.encoder.layer.{}.output.dense"),
     "distilbert": (["distilbert.transformer.layer.{}.ffn.lin1"], "distilbert.transformer.layer.{}.ffn.lin2"),
+    "deberta-v2": (["deberta.encoder.layer.{}.intermediate.dense"], "deberta.encoder.layer.{}.output.dense"),
     "gpt2": (["transformer.h.{}.mlp.c_fc"], "transformer.h.{}.mlp.c_proj"),
     "llama": (["model.layers.{}.mlp.gate_proj", "model.layers.{}.mlp.up_proj"], "model.layers.{}.mlp.down_proj"),
     "qwen3": (["model.layers.{}.mlp.gate_proj", "model.layers.{}.mlp.up_proj"], "model.layers.{}.mlp.down_proj"),
 }
-FIELD = {"bert": "intermediate_size", "distilbert": "hidden_dim", "gpt2": "n_inner", "llama": "intermediate_size",
+FIELD = {"bert": "intermediate_size", "deberta-v2": "intermediate_size", "distilbert": "hidden_dim", "gpt2": "n_inner", "llama": "intermediate_size",
          "qwen3": "intermediate_size"}
 
 
@@ -56,6 +57,7 @@ def zero_neurons(reference, arch: str, removed: dict[int, list[int]]):
     [
         ("bert", 0.25, [28, 28, 28]),
         ("distilbert", {1: 10}, [37, 27, 37]),
+        ("deberta-v2", {0: 0.5, 2: 3}, [19, 37, 34]),
         ("gpt2", 7, [30, 30, 30]),
         ("llama", {0: 5, 2: 0.5}, [32, 37, 19]),  # round(18.5) = 18 removed, as torch.nn.utils.prune rounds
         ("qwen3", 0.1, [33, 33, 33]),

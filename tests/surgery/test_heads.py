@@ -17,7 +17,8 @@ from .conftest import ARCHS, DECODERS, assert_close, load_hugkit, logits_of, mak
 OUT_PROJ = {
     "bert": "bert.encoder.layer.{}.attention.output.dense", "roberta": "roberta.encoder.layer.{}.attention.output.dense",
     "xlm-roberta": "roberta.encoder.layer.{}.attention.output.dense",
-    "distilbert": "distilbert.transformer.layer.{}.attention.out_lin", "gpt2": "transformer.h.{}.attn.c_proj",
+    "distilbert": "distilbert.transformer.layer.{}.attention.out_lin",
+    "deberta-v2": "deberta.encoder.layer.{}.attention.output.dense", "gpt2": "transformer.h.{}.attn.c_proj",
     **{arch: "model.layers.{}.self_attn.o_proj" for arch in ("llama", "mistral", "qwen2", "qwen3")},
 }
 # Layer 0 loses a whole key/value group (heads 0 and 1 share one), layer 2 one query head per group.
