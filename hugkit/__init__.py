@@ -22,6 +22,7 @@ _EXPORTS = {
     "AutoModelForTokenClassification": "hugkit.auto",
     "AutoModelForQuestionAnswering": "hugkit.auto",
     "AutoModelForMaskedLM": "hugkit.auto",
+    "AutoModelForSeq2SeqLM": "hugkit.auto",
     "AutoTokenizer": "hugkit.tokenization",
     "PreTrainedTokenizerFast": "hugkit.tokenization",
     "BatchEncoding": "hugkit.tokenization",
