@@ -57,3 +57,22 @@ def test_fewer_layers_at_load_reads_only_those_layers(arch, checkpoint, monkeypa
 def load_hugkit_with_layers(folder, arch, layers):
     auto = hugkit.AutoModelForCausalLM if arch in DECODERS else hugkit.AutoModelForMaskedLM
     return auto.from_pretrained(folder, num_hidden_layers=layers)
+
+
+def test_fewer_layers_at_load_of_a_pruned_checkpoint(checkpoint, tmp_path):
+    """Records for layers past num_hidden_layers are dropped from the config; the kept layers keep their shapes."""
+    from hugkit import prune_ffn_, prune_heads_
+
+    folder, _ = checkpoint("qwen2")
+    model = prune_ffn_(prune_heads_(load_hugkit(folder), {0: [1, 3], 2: [0, 1]}), {0: 4, 2: 8})
+    model.save_pretrained(tmp_path)
+    small = load_hugkit_with_layers(tmp_path, "qwen2", 2)
+    assert small.config.pruned_heads == {0: [1, 3]}
+    assert small.config.intermediate_sizes == [33, 37]
+    attention = small.model.layers[0].self_attn
+    assert (attention.num_heads, attention.num_kv_heads, attention.q_proj.weight.shape[0]) == (2, 2, 16)
+    inputs = make_inputs("qwen2")
+    with torch.no_grad():
+        hidden = small(**inputs, output_hidden_states=True).hidden_states
+        full = model(**inputs, output_hidden_states=True).hidden_states
+    assert_close(hidden[1], full[1], atol=1e-6, what="first layer output")  # same layer 0 in both
