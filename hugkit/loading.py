@@ -13,7 +13,7 @@ import logging
 import os
 import struct
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -104,11 +104,14 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
     return header, data_start
 
 
-def iter_safetensors(path: Path, convert_to: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+def iter_safetensors(
+    path: Path, convert_to: torch.dtype | None = None, skip: Callable[[str], bool] | None = None
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (name, tensor) pairs whose storage is a copy-on-write mmap of the file (no read until touched).
 
     Floating tensors stored in another dtype than ``convert_to`` are instead read with one ``readinto`` each and
     converted: going through the mmap would keep the source pages resident beside the converted copy.
+    Names for which ``skip(name)`` is true are not yielded and never read.
     """
     header, data_start = read_safetensors_header(path)
     size = path.stat().st_size
@@ -116,7 +119,7 @@ def iter_safetensors(path: Path, convert_to: torch.dtype | None = None) -> Itera
     file_bytes = torch.empty(0, dtype=torch.uint8).set_(storage)
     with open(path, "rb", buffering=0) as handle:
         for name, info in header.items():
-            if name == "__metadata__":
+            if name == "__metadata__" or (skip is not None and skip(name)):
                 continue
             dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
             if dtype is None:
@@ -155,13 +158,16 @@ def iter_torch_bin(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     yield from state.items()
 
 
-def iter_checkpoint(files: list[Path], convert_to: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
-    """All tensors of a checkpoint; floating ones in ``convert_to`` when given (safetensors converts as it reads)."""
+def iter_checkpoint(
+    files: list[Path], convert_to: torch.dtype | None = None, skip: Callable[[str], bool] | None = None
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """All tensors of a checkpoint but those ``skip`` names; floating ones in ``convert_to`` when given
+    (safetensors converts as it reads and never reads a skipped tensor)."""
     for path in files:
         if path.suffix == ".safetensors":
-            yield from iter_safetensors(path, convert_to)
+            yield from iter_safetensors(path, convert_to, skip)
         else:
-            yield from iter_torch_bin(path)
+            yield from ((name, tensor) for name, tensor in iter_torch_bin(path) if skip is None or not skip(name))
 
 
 def _parse_size(size: int | str) -> int:

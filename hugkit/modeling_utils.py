@@ -206,15 +206,26 @@ class PreTrainedModel(nn.Module):
         mismatched: list[str] = []
         kept_layers = getattr(self.config, "num_hidden_layers", None)
         skipped_layers = 0
-        for raw_key, tensor in iter_checkpoint(files, dtype):
+
+        def model_key(raw_key: str) -> tuple[str | None, str]:
+            """(the model's name for a checkpoint key or None, the key relative to the base model)."""
             key = _rename_legacy(raw_key)
             in_base = key[len(prefix) + 1 :] if prefix and key.startswith(prefix + ".") else key
             candidates = [key, f"{prefix}.{in_base}"] if is_head_model else [in_base]
-            key = next((c for c in candidates if c in expected), None)
+            return next((c for c in candidates if c in expected), None), in_base
+
+        def beyond_kept_layers(raw_key: str) -> bool:
+            """num_hidden_layers was lowered at load: tensors of the dropped layers are never read."""
+            nonlocal skipped_layers
+            key, in_base = model_key(raw_key)
+            if key is None and isinstance(kept_layers, int) and _layer_index(in_base) >= kept_layers:
+                skipped_layers += 1
+                return True
+            return False
+
+        for raw_key, tensor in iter_checkpoint(files, dtype, skip=beyond_kept_layers):
+            key, in_base = model_key(raw_key)
             if key is None:
-                if isinstance(kept_layers, int) and _layer_index(in_base) >= kept_layers:
-                    skipped_layers += 1  # num_hidden_layers was lowered at load: the dropped layers are never read
-                    continue
                 if any(re.search(p, raw_key) for p in self._keys_to_ignore_on_load_unexpected):
                     continue
                 if in_base.split(".")[0] in base_children:

@@ -89,6 +89,26 @@ def test_config_overrides_at_load(saved):
     assert relabelled.config.label2id == {"a": 0, "b": 1, "c": 2}
 
 
+@pytest.mark.parametrize("dtype", [None, torch.float16], ids=["same-dtype", "converted"])
+def test_dropped_layers_are_never_read(saved, monkeypatch, dtype):
+    """num_hidden_layers=1 at load: layer 1's tensors are not even read from the file, also when every tensor
+    read would be converted to another dtype (converting reads the bytes)."""
+    from hugkit import loading
+
+    read: list[str] = []
+    original = loading.iter_safetensors
+
+    def recording(path, convert_to=None, skip=None):
+        for name, tensor in original(path, convert_to, skip):
+            read.append(name)
+            yield name, tensor
+
+    monkeypatch.setattr(loading, "iter_safetensors", recording)
+    model = AutoModelForSequenceClassification.from_pretrained(saved, num_hidden_layers=1, dtype=dtype)
+    assert read and not any(".layer.1." in name for name in read)
+    assert any(".layer.0." in name for name in read) and len(model.bert.encoder.layer) == 1
+
+
 def test_new_num_labels_needs_ignore_mismatched_sizes(saved, caplog):
     with pytest.raises(ValueError, match="(?s)size mismatches.*classifier.weight: checkpoint \\(3, 32\\) vs model \\(5, 32\\)"):
         AutoModelForSequenceClassification.from_pretrained(saved, num_labels=5)
@@ -142,7 +162,7 @@ def test_missing_weights_file_is_named(saved):
 
 def test_unsupported_architecture(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba9"}))
-    with pytest.raises(ValueError, match="model_type 'mamba9', which hugkit does not support yet. Supported model types: bert"):
+    with pytest.raises(ValueError, match="model_type 'mamba9', which hugkit does not support yet. Supported model types: bart, bert"):
         AutoModel.from_pretrained(tmp_path)
 
 
