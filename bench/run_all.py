@@ -16,7 +16,7 @@ import time
 
 import common
 
-BENCHMARKS = ("import_time", "first_result", "load_memory", "throughput", "generation", "quantization")
+BENCHMARKS = ("import_time", "first_result", "load_memory", "throughput", "generation", "quantization", "zero_shot")
 
 
 def main() -> int:
