@@ -9,7 +9,11 @@
   embeddings: v5 then sees the head's weight already resized and skips its initialisation (measured on BERT and
   DistilBERT masked-LM heads). Tied parameters stay tied (every reference to a resized parameter,
   e.g. BERT's ``cls.predictions.bias`` shared with ``decoder.bias``, is swapped).
-- ``config.vocab_size`` is updated; a ``padding_idx`` past the new size is cleared.
+- Every embedding module reading the resized weight follows (BART's encoder and decoder ``embed_tokens`` share
+  ``shared.weight``): its ``num_embeddings`` is updated and a ``padding_idx`` past the new size is cleared.
+- Vocabulary-sized buffers of the model (BART's ``final_logits_bias``, shape ``[1, vocab]``) keep their old entries
+  and get zeros for new tokens, as transformers' ``BartForConditionalGeneration.resize_token_embeddings`` does.
+- ``config.vocab_size`` is updated.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from numbers import Integral
 
 import torch
 from torch import nn
+
+# Buffers on the model (not on a submodule) whose last dimension is the vocabulary, resized with the embeddings.
+VOCAB_BUFFERS = ("final_logits_bias",)
 
 
 def resize_token_embeddings(
@@ -56,13 +63,20 @@ def resize_token_embeddings(
             if param is not None and id(param) in resized:
                 module._parameters[name] = resized[id(param)]
 
-    embeddings.num_embeddings = new_num_tokens
-    if embeddings.padding_idx is not None and embeddings.padding_idx >= new_num_tokens:
-        embeddings.padding_idx = None
+    for name in VOCAB_BUFFERS:
+        buffer = model._buffers.get(name)
+        if buffer is not None:
+            model._buffers[name] = _bias(buffer, new_num_tokens, mean_resizing=False)
     if isinstance(output, nn.Linear):
         output.out_features = new_num_tokens
     model.config.vocab_size = new_num_tokens
     model.tie_weights()
+    new_weight = embeddings.weight
+    for module in model.modules():
+        if isinstance(module, nn.Embedding) and module.weight is new_weight:
+            module.num_embeddings = new_num_tokens
+            if module.padding_idx is not None and module.padding_idx >= new_num_tokens:
+                module.padding_idx = None
     return embeddings
 
 
@@ -89,12 +103,16 @@ def _rows(weight: torch.Tensor, count: int, mean_resizing: bool, std: float) -> 
     return nn.Parameter(new, requires_grad=weight.requires_grad)
 
 
-def _bias(bias: torch.Tensor, count: int, mean_resizing: bool) -> nn.Parameter:
-    old_count = bias.shape[0]
+def _bias(bias: torch.Tensor, count: int, mean_resizing: bool) -> torch.Tensor:
+    """Entries along the last dimension: cut, or extended with the old mean (or zeros). A parameter stays one."""
+    old_count = bias.shape[-1]
     with torch.no_grad():
         if count <= old_count:
-            new = bias[:count].clone()
+            new = bias[..., :count].clone()
         else:
             fill = bias.float().mean() if mean_resizing else torch.zeros((), device=bias.device)
-            new = torch.cat([bias, fill.to(bias.dtype).expand(count - old_count)])
-    return nn.Parameter(new, requires_grad=bias.requires_grad)
+            fresh = fill.to(bias.dtype).expand(*bias.shape[:-1], count - old_count)
+            new = torch.cat([bias, fresh], dim=-1)
+    if isinstance(bias, nn.Parameter):
+        return nn.Parameter(new, requires_grad=bias.requires_grad)
+    return new

@@ -5,6 +5,11 @@ transformers v4's ``prune_heads`` did: each attention module remembers its prune
 pruned twice is pruned once, and ``config.pruned_heads`` ({layer: [heads]}) records the union so that
 ``from_pretrained`` rebuilds the same shapes before it reads the weights.
 
+An encoder-decoder (BART) says which stack (``stack="encoder"|"decoder"``) and, in decoder blocks, which attention
+(``attention="self_attn"`` by default, or ``"encoder_attn"``, the cross-attention); its record is keyed by both:
+``{"decoder.encoder_attn": {layer: [heads]}, ...}``. The original head count is the stack's config field
+(``encoder_attention_heads``, ``decoder_attention_heads``), which pruning never changes.
+
 Grouped-query attention (Llama, Mistral, Qwen with num_key_value_heads < num_attention_heads): query heads
 ``g*j .. g*j + g-1`` (g = heads per group) share key/value head ``j``. A request is accepted when every group either
 loses all its query heads (its key/value head goes too) or loses the same number as every other remaining group, so
@@ -20,7 +25,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from .layout import BlockLayout, blocks_of, layout_of
+from .layout import SINGLE, AttentionLayout, BlockLayout, blocks_of, layout_of, resolve_stack, stacks_of
 from .projections import head_rows, keep_inputs, keep_outputs
 
 
@@ -31,35 +36,73 @@ class _HeadPlan:
     pruned: set[int]  # original head numbers pruned once this plan is applied
 
 
-def original_head_counts(model: nn.Module, layout: BlockLayout) -> tuple[int, int]:
-    """(query heads, key/value heads) of an unpruned layer, from the config."""
+def original_head_counts(model: nn.Module, layout: BlockLayout, attention: AttentionLayout) -> tuple[int, int]:
+    """(query heads, key/value heads) of an unpruned layer of one stack, from the config."""
     config = model.config
-    heads = config.num_attention_heads
-    kv_heads = getattr(config, layout.kv_heads_field, None) if layout.kv_heads_field else None
+    heads = getattr(config, layout.heads_field)
+    kv_heads = getattr(config, attention.kv_heads_field, None) if attention.kv_heads_field else None
     return heads, kv_heads or heads
 
 
-def pruned_heads_from_config(config) -> dict[int, list[int]]:
-    """config.pruned_heads with int keys (JSON turns them into strings)."""
-    raw = getattr(config, "pruned_heads", None) or {}
+def record_key(stack: str, attention: AttentionLayout) -> str:
+    """The key of one attention's entry in a multi-stack config.pruned_heads, e.g. "decoder.encoder_attn"."""
+    return f"{stack}.{attention.name}"
+
+
+def pruned_heads_from_config(model: nn.Module) -> dict[tuple[str, str], dict[int, list[int]]]:
+    """config.pruned_heads as {(stack, attention name): {layer: [heads]}} with int layers (JSON makes them strings).
+    A single-stack model's record is ``{layer: [heads]}``; a multi-stack model's is keyed by ``record_key``."""
+    raw = getattr(model.config, "pruned_heads", None) or {}
     if not isinstance(raw, Mapping):
         raise ValueError(f"config.pruned_heads should map layer -> list of heads, found {type(raw).__name__}: {raw!r}.")
-    return {int(layer): sorted(int(h) for h in heads) for layer, heads in raw.items()}
+    stacks = stacks_of(model)
+    if SINGLE in stacks:
+        return {(SINGLE, stacks[SINGLE].attentions[0].name): _layers(raw, "config.pruned_heads")} if raw else {}
+    known = {record_key(stack, a): (stack, a.name) for stack, layout in stacks.items() for a in layout.attentions}
+    out = {}
+    for key, per_layer in raw.items():
+        if key not in known or not isinstance(per_layer, Mapping):
+            raise ValueError(
+                f"config.pruned_heads of a {model.config.model_type} model maps 'stack.attention' to "
+                f"{{layer: [heads]}}, with keys among {', '.join(repr(k) for k in known)}; found {key!r}: {per_layer!r}. "
+                "Re-save the model with save_pretrained after prune_heads_."
+            )
+        out[known[key]] = _layers(per_layer, f"config.pruned_heads[{key!r}]")
+    return out
 
 
-def prune_heads_(model: nn.Module, heads_to_prune: Mapping[int, Iterable[int]]) -> nn.Module:
-    """Remove attention heads in place: ``{layer: [head, ...]}`` in original head numbering. Returns ``model``."""
+def _layers(raw: Mapping, where: str) -> dict[int, list[int]]:
+    try:
+        return {int(layer): sorted(int(h) for h in heads) for layer, heads in raw.items()}
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where} should map layer -> list of heads (ints), found {dict(raw)!r}.") from error
+
+
+def prune_heads_(
+    model: nn.Module,
+    heads_to_prune: Mapping[int, Iterable[int]],
+    *,
+    stack: str | None = None,
+    attention: str | None = None,
+) -> nn.Module:
+    """Remove attention heads in place: ``{layer: [head, ...]}`` in original head numbering. Returns ``model``.
+
+    An encoder-decoder needs ``stack="encoder"`` or ``"decoder"``; ``attention`` picks the attention module of a
+    block that has several (BART decoder: ``"self_attn"``, the default, or ``"encoder_attn"``)."""
     if not isinstance(heads_to_prune, Mapping):
         raise TypeError(
             f"prune_heads_ expects a dict {{layer: [heads]}}, e.g. {{0: [1, 2]}}; found {type(heads_to_prune).__name__}."
         )
-    layout = layout_of(model)
-    blocks = blocks_of(model)
-    num_heads, num_kv = original_head_counts(model, layout)
+    stack = resolve_stack(model, stack, "prune_heads_")
+    layout = layout_of(model, stack)
+    target = _attention(layout, stack, attention)
+    blocks = blocks_of(model, stack)
+    where = f"the {stack}" if stack else "the model"
+    num_heads, num_kv = original_head_counts(model, layout, target)
     plans: dict[int, _HeadPlan] = {}
     for layer, heads in heads_to_prune.items():  # validate every layer before changing any
         if not isinstance(layer, int) or not 0 <= layer < len(blocks):
-            raise ValueError(f"prune_heads_: layer {layer!r} does not exist; the model has layers 0..{len(blocks) - 1}.")
+            raise ValueError(f"prune_heads_: layer {layer!r} does not exist; {where} has layers 0..{len(blocks) - 1}.")
         heads = list(heads)
         bad = [h for h in heads if not isinstance(h, int) or not 0 <= h < num_heads]
         if bad:
@@ -67,23 +110,43 @@ def prune_heads_(model: nn.Module, heads_to_prune: Mapping[int, Iterable[int]]) 
                 f"prune_heads_: layer {layer} has no head {bad[0]!r}; its heads are numbered 0..{num_heads - 1} "
                 "(original numbering, before any pruning)."
             )
-        attention = blocks[layer].get_submodule(layout.attention)
-        already = set(getattr(attention, "pruned_heads", ()))
+        module = blocks[layer].get_submodule(target.module)
+        already = set(getattr(module, "pruned_heads", ()))
         plans[layer] = _plan(layer, num_heads, num_kv, already, already | set(heads))
     for layer, plan in plans.items():
-        _apply(blocks[layer], layout, plan)
+        _apply(blocks[layer], layout, target, plan)
     record_pruned_heads(model)
     return model
 
 
+def _attention(layout: BlockLayout, stack: str, name: str | None) -> AttentionLayout:
+    if name is None:
+        return layout.attentions[0]
+    names = [a.name for a in layout.attentions]
+    if name not in names:
+        blocks = f"{stack} blocks" if stack else "the model's blocks"
+        raise ValueError(
+            f"prune_heads_: {blocks} have no attention {name!r}; their attention modules are "
+            f"{', '.join(repr(n) for n in names)}."
+        )
+    return layout.attention_named(name)
+
+
 def record_pruned_heads(model: nn.Module) -> None:
     """Write config.pruned_heads from the modules (called after any surgery that moves or prunes heads)."""
-    layout = layout_of(model)
-    record = {}
-    for i, block in enumerate(blocks_of(model)):
-        pruned = getattr(block.get_submodule(layout.attention), "pruned_heads", None)
-        if pruned:
-            record[i] = sorted(pruned)
+    record: dict = {}
+    for stack, layout in stacks_of(model).items():
+        blocks = blocks_of(model, stack)
+        for attention in layout.attentions:
+            per_layer = {}
+            for i, block in enumerate(blocks):
+                pruned = getattr(block.get_submodule(attention.module), "pruned_heads", None)
+                if pruned:
+                    per_layer[i] = sorted(pruned)
+            if stack == SINGLE:
+                record.update(per_layer)
+            elif per_layer:
+                record[record_key(stack, attention)] = per_layer
     model.config.pruned_heads = record
 
 
@@ -114,26 +177,27 @@ def _plan(layer: int, num_heads: int, num_kv: int, already: set[int], pruned: se
     )
 
 
-def _apply(block: nn.Module, layout: BlockLayout, plan: _HeadPlan) -> None:
-    attention = block.get_submodule(layout.attention)
-    head_dim = getattr(attention, layout.head_dim_attr)
+def _apply(block: nn.Module, layout: BlockLayout, target: AttentionLayout, plan: _HeadPlan) -> None:
+    attention = block.get_submodule(target.module)
+    transposed = layout.transposed
+    head_dim = getattr(attention, target.head_dim_attr)
     query_index = head_rows(plan.keep_query, head_dim)
-    if layout.qkv:  # fused [q | k | v]: one head's rows at the same place in each third
-        width = getattr(attention, layout.heads_attr) * head_dim
+    if target.qkv:  # fused [q | k | v]: one head's rows at the same place in each third
+        width = getattr(attention, target.heads_attr) * head_dim
         fused = torch.cat([query_index, query_index + width, query_index + 2 * width])
-        keep_outputs(block.get_submodule(layout.qkv), fused, transposed=layout.transposed, path=layout.qkv)
+        keep_outputs(block.get_submodule(target.qkv), fused, transposed=transposed, path=target.qkv)
     else:
-        kv_index = head_rows(plan.keep_kv, head_dim) if layout.kv_heads_attr else query_index
-        keep_outputs(block.get_submodule(layout.query), query_index, transposed=layout.transposed, path=layout.query)
-        keep_outputs(block.get_submodule(layout.key), kv_index, transposed=layout.transposed, path=layout.key)
-        keep_outputs(block.get_submodule(layout.value), kv_index, transposed=layout.transposed, path=layout.value)
-    for path in layout.extra_head_outputs:
+        kv_index = head_rows(plan.keep_kv, head_dim) if target.kv_heads_attr else query_index
+        keep_outputs(block.get_submodule(target.query), query_index, transposed=transposed, path=target.query)
+        keep_outputs(block.get_submodule(target.key), kv_index, transposed=transposed, path=target.key)
+        keep_outputs(block.get_submodule(target.value), kv_index, transposed=transposed, path=target.value)
+    for path in target.extra_head_outputs:
         parent, _, name = path.rpartition(".")
         extra = getattr(block.get_submodule(parent), name, None)
         if extra is not None:
-            keep_outputs(extra, query_index, transposed=layout.transposed, path=path)
-    keep_inputs(block.get_submodule(layout.out), query_index, transposed=layout.transposed, path=layout.out)
-    setattr(attention, layout.heads_attr, len(plan.keep_query))
-    if layout.kv_heads_attr:
-        setattr(attention, layout.kv_heads_attr, len(plan.keep_kv))
+            keep_outputs(extra, query_index, transposed=transposed, path=path)
+    keep_inputs(block.get_submodule(target.out), query_index, transposed=transposed, path=target.out)
+    setattr(attention, target.heads_attr, len(plan.keep_query))
+    if target.kv_heads_attr:
+        setattr(attention, target.kv_heads_attr, len(plan.keep_kv))
     attention.pruned_heads = set(plan.pruned)

@@ -2,8 +2,8 @@
 
 ``from_pretrained`` builds the model from the config on the meta device, then calls ``apply_config_structure``:
 per-layer FFN widths (``intermediate_sizes``) and pruned heads (``pruned_heads``) are applied to the still-empty
-modules, so the checkpoint's smaller tensors fit. Entries for layers beyond ``num_hidden_layers`` (lowered at load
-time to read fewer layers) are dropped from the config.
+modules, stack by stack for an encoder-decoder, so the checkpoint's smaller tensors fit. Entries for layers beyond
+a stack's layer count (``num_hidden_layers`` lowered at load time to read fewer layers) are dropped from the config.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .ffn import PER_LAYER_FIELD, ffn_width, record_ffn_sizes, resize_ffn
+from .ffn import PER_LAYER_FIELD, ffn_widths_from_config, ffn_width, record_ffn_sizes, resize_ffn
 from .heads import prune_heads_, pruned_heads_from_config
-from .layout import blocks_of, layout_of
+from .layout import SINGLE, blocks_of, layout_of
 
 
 def needs_rebuild(config) -> bool:
@@ -22,20 +22,18 @@ def needs_rebuild(config) -> bool:
 
 def apply_config_structure(model: nn.Module) -> None:
     config = model.config
-    layout = layout_of(model)
-    blocks = blocks_of(model)
-    widths = getattr(config, PER_LAYER_FIELD, None)
-    if widths:
-        if not isinstance(widths, list) or len(widths) < len(blocks):
-            raise ValueError(
-                f"config.{PER_LAYER_FIELD} should list one FFN width per layer ({len(blocks)}), found {widths!r}. "
-                "Re-save the model with save_pretrained after prune_ffn_."
-            )
-        for block, width in zip(blocks, widths):
+    widths_by_stack = ffn_widths_from_config(model)
+    for stack, widths in widths_by_stack.items():
+        layout = layout_of(model, stack)
+        for block, width in zip(blocks_of(model, stack), widths):
             if ffn_width(block, layout) != width:
                 resize_ffn(block, layout, torch.arange(int(width)))  # values come from the checkpoint
+    if widths_by_stack:
         record_ffn_sizes(model)
-    pruned = {layer: heads for layer, heads in pruned_heads_from_config(config).items() if layer < len(blocks)}
+    pruned = pruned_heads_from_config(model)
     config.pruned_heads = {}
-    if pruned:
-        prune_heads_(model, pruned)
+    for (stack, attention), per_layer in pruned.items():
+        count = len(blocks_of(model, stack))
+        per_layer = {layer: heads for layer, heads in per_layer.items() if layer < count}
+        if per_layer:
+            prune_heads_(model, per_layer, stack=None if stack == SINGLE else stack, attention=attention)
