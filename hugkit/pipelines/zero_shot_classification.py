@@ -6,7 +6,8 @@ score); a list of texts gives a list of dicts. Two ways to score, picked from th
 * ``"nli"`` (a sequence-classification model trained on NLI, transformers' method): every (text, hypothesis) pair,
   the hypothesis being ``hypothesis_template.format(label)``, is one premise/hypothesis input. Single-label: softmax
   of the entailment logits over the labels. ``multi_label=True`` (or a single label): per label, softmax of
-  [contradiction, entailment] logits. All pairs of a call go through the model in length-sorted batches.
+  [contradiction, entailment] logits. All pairs of a call go through the model in length-sorted batches;
+  ``batch_size`` counts texts (a batch holds batch_size x labels pairs, at most 64 unless batch_size is larger).
 * ``"embedding"`` (a sentence-embedding model, e.g. all-MiniLM-L6-v2): texts and hypotheses are embedded with the
   checkpoint's own pooling (the sentence-embeddings pipeline) and compared by cosine. Hypothesis embeddings are
   cached per pipeline (its model) by (template, label), so a label is embedded once; scoring thousands of labels
