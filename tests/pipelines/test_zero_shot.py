@@ -187,7 +187,7 @@ def test_bi_encoder_ranks_the_obvious_label_first(minilm_zero_shot):
     assert [r["labels"][0] for r in results] == list(cases.values())
     for result in results:
         assert sum(result["scores"]) == pytest.approx(1, abs=1e-5)
-        assert result["scores"][0] > 0.5
+        assert result["scores"][0] > 0.4  # 4 labels: uniform would be 0.25
 
 
 def test_bi_encoder_scores_are_softmax_of_cosines(minilm_zero_shot):
