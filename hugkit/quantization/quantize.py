@@ -58,11 +58,30 @@ def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
+_ROWS_AT_ONCE = 4096  # quantize a big head in row slices: its float temporaries stay ~4096 x in x 4 bytes each
+
+
 def quantize_layer(module: nn.Module, config: QuantizationConfig) -> nn.Module:
-    """The quantized replacement of one float linear layer (its bias stays a float parameter)."""
+    """The quantized replacement of one float linear layer (its bias stays a float parameter).
+
+    Every scheme quantizes rows independently, so a large weight is quantized a slice of rows at a time and the
+    slices' buffers concatenated (measured: quantizing GPT-2's 50257-row head at once held ~600 MB of temporaries).
+    """
     bias = module.bias if module.bias is not None else None
+    weight = float_weight(module)
+    build = config.module_class().from_float
     with torch.no_grad():
-        return config.module_class().from_float(float_weight(module), bias, config)
+        if weight.shape[0] <= _ROWS_AT_ONCE:
+            return build(weight, bias, config)
+        parts = [build(weight[start : start + _ROWS_AT_ONCE], None, config)
+                 for start in range(0, weight.shape[0], _ROWS_AT_ONCE)]
+        layer = parts[0]
+        for name in list(layer._buffers):
+            layer._buffers[name] = torch.cat([part._buffers[name] for part in parts])
+        layer.out_features = weight.shape[0]
+        if bias is not None:
+            layer.bias = bias if isinstance(bias, nn.Parameter) else nn.Parameter(bias, requires_grad=False)
+        return layer
 
 
 def check_layers(layers: list[tuple[str, nn.Module]], config: QuantizationConfig) -> None:
