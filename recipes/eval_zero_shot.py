@@ -16,6 +16,21 @@ single-label rule), and the per-label margin sigmoid(logit0 - logit1) (transform
 
 Then, for the bi-encoder, the temperature minimising log-loss of softmax(cos / T) over all examples, and a logistic
 fit sigmoid((cos - threshold) / T) of "is this the true label" for multi_label.
+
+Measured (2026-11-28, --n 300, seed 0): accuracy
+
+| candidate | movie sentiment | TREC question type | SMS spam | mean |
+| --- | --- | --- | --- | --- |
+| majority-class baseline | 0.547 | 0.260 | 0.840 | |
+| MiniLM bi-encoder, template "This example is {}." (the built-in default) | 0.613 | 0.350 | 0.687 | 0.550 |
+| MiniLM bi-encoder, template "{}" | 0.603 | 0.403 | 0.643 | 0.550 |
+| aegis DeBERTa, logit 0 softmaxed over labels | 0.803 | 0.020 | 0.300 | 0.374 |
+| aegis DeBERTa, margin logit 0 - logit 1 | 0.803 | 0.017 | 0.300 | 0.373 |
+
+The aegis model separates "contradiction" from everything else (logit 1 ~ +2 on contradictions; entailed and
+neutral pairs look alike), so it only works where labels are opposites (sentiment). The MiniLM bi-encoder beats chance
+on every set (below the majority class on the imbalanced SMS set) and is the default; an NLI checkpoint
+(facebook/bart-large-mnli, MoritzLaurer/deberta-v3-*-zeroshot) is far better where one can be downloaded.
 """
 
 from __future__ import annotations
