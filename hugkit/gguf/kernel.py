@@ -75,62 +75,69 @@ static inline float weight_at(const uint8_t* row, int64_t k) {
   return (float)((const int8_t*)row)[k];
 }
 
-// y (M, N) = x (M, K) @ (q * scale + zero)^T for output rows [n0, n1); 8 input rows per pass.
-// (Measured: interleaving two output rows per iteration was slower here than this simple form.)
-template <bool NIBBLES>
-static void rows(const float* X, const float* XS, const uint8_t* Q, const float* S, const float* Z, float* Y,
-                 int64_t M, int64_t K, int64_t N, int64_t GS, int64_t n0, int64_t n1) {
+// y (M, N) = x (M, K) @ (q * scale + zero)^T for output rows [n0, n1), input rows [m0, m0 + mc), mc <= 8.
+// Each run of 32 weights is converted to floats once and used for every input row; its dot product is scaled and
+// accumulated at once (scale * sum(x q) per run, as the dequantized weight would give up to rounding order).
+// MC > 0 fixes the row count at compile time so the accumulators stay in registers (decode at batch 1: MC = 1);
+// MC = 0 takes it from mc. (Measured: a per-group partial sum in a stack array, or interleaving two output rows,
+// was 2-4x slower here.)
+template <bool NIBBLES, int MC>
+static void row_block(const float* X, const float* XS, const uint8_t* Q, const float* S, const float* Z, float* Y,
+                      int64_t K, int64_t N, int64_t GS, int64_t n0, int64_t n1, int64_t m0, int64_t mc_runtime) {
   const int64_t G = K / GS, runs = GS / 32, row_bytes = NIBBLES ? K / 2 : K;
+  const int64_t mc = MC > 0 ? MC : mc_runtime;
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* qn = Q + n * row_bytes;
     const float* sn = S + n * G;
     const float* zn = Z ? Z + n * G : nullptr;
-    for (int64_t m0 = 0; m0 < M; m0 += 8) {
-      const int64_t mc = std::min<int64_t>(8, M - m0);
-      float tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 #if defined(__AVX2__) && defined(__FMA__)
-      __m256 acc[8];
-      for (int64_t m = 0; m < mc; ++m) acc[m] = _mm256_setzero_ps();
-      for (int64_t g = 0; g < G; ++g) {
-        __m256 part[8];
-        for (int64_t m = 0; m < mc; ++m) part[m] = _mm256_setzero_ps();
-        for (int64_t r = g * runs; r < (g + 1) * runs; ++r) {
-          __m256 q[4];
-          load32<NIBBLES>(qn, r, q);
-          for (int64_t m = 0; m < mc; ++m) {
-            const float* xr = X + (m0 + m) * K + r * 32;
-            __m256 p = _mm256_fmadd_ps(q[0], _mm256_loadu_ps(xr), part[m]);
-            p = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(xr + 8), p);
-            p = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(xr + 16), p);
-            part[m] = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xr + 24), p);
-          }
-        }
-        const __m256 sg = _mm256_set1_ps(sn[g]);
+    __m256 acc[8];
+    for (int64_t m = 0; m < mc; ++m) acc[m] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < G; ++g) {
+      const __m256 sg = _mm256_set1_ps(sn[g]);
+      for (int64_t r = g * runs; r < (g + 1) * runs; ++r) {
+        __m256 q[4];
+        load32<NIBBLES>(qn, r, q);
         for (int64_t m = 0; m < mc; ++m) {
-          acc[m] = _mm256_fmadd_ps(sg, part[m], acc[m]);
-          if (zn) tail[m] += zn[g] * XS[(m0 + m) * G + g];
+          const float* xr = X + (m0 + m) * K + r * 32;
+          __m256 p = _mm256_mul_ps(q[0], _mm256_loadu_ps(xr));
+          p = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(xr + 8), p);
+          p = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(xr + 16), p);
+          p = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xr + 24), p);
+          acc[m] = _mm256_fmadd_ps(sg, p, acc[m]);
         }
       }
-      for (int64_t m = 0; m < mc; ++m) {
-        __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc[m]), _mm256_extractf128_ps(acc[m], 1));
-        lo = _mm_hadd_ps(lo, lo);
-        lo = _mm_hadd_ps(lo, lo);
-        Y[(m0 + m) * N + n] = _mm_cvtss_f32(lo) + tail[m];
-      }
-#else
-      for (int64_t m = 0; m < mc; ++m) {
-        const float* xm = X + (m0 + m) * K;
-        float acc = 0.f;
-        for (int64_t g = 0; g < G; ++g) {
-          float dot = 0.f;
-          for (int64_t k = g * GS; k < (g + 1) * GS; ++k) dot += xm[k] * weight_at<NIBBLES>(qn, k);
-          acc += sn[g] * dot + (zn ? zn[g] * XS[(m0 + m) * G + g] : 0.f);
-        }
-        Y[(m0 + m) * N + n] = acc;
-      }
-#endif
+      if (zn)
+        for (int64_t m = 0; m < mc; ++m) tail[m] += zn[g] * XS[(m0 + m) * G + g];
     }
+    for (int64_t m = 0; m < mc; ++m) {
+      __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc[m]), _mm256_extractf128_ps(acc[m], 1));
+      lo = _mm_hadd_ps(lo, lo);
+      lo = _mm_hadd_ps(lo, lo);
+      Y[(m0 + m) * N + n] = _mm_cvtss_f32(lo) + tail[m];
+    }
+#else
+    for (int64_t m = 0; m < mc; ++m) {
+      const float* xm = X + (m0 + m) * K;
+      float acc = 0.f;
+      for (int64_t g = 0; g < G; ++g) {
+        float dot = 0.f;
+        for (int64_t k = g * GS; k < (g + 1) * GS; ++k) dot += xm[k] * weight_at<NIBBLES>(qn, k);
+        acc += sn[g] * dot + (zn ? zn[g] * XS[(m0 + m) * G + g] : 0.f);
+      }
+      Y[(m0 + m) * N + n] = acc;
+    }
+#endif
   }
+}
+
+template <bool NIBBLES>
+static void rows(const float* X, const float* XS, const uint8_t* Q, const float* S, const float* Z, float* Y,
+                 int64_t M, int64_t K, int64_t N, int64_t GS, int64_t n0, int64_t n1) {
+  if (M == 1) return row_block<NIBBLES, 1>(X, XS, Q, S, Z, Y, K, N, GS, n0, n1, 0, 1);
+  for (int64_t m0 = 0; m0 < M; m0 += 8)
+    row_block<NIBBLES, 0>(X, XS, Q, S, Z, Y, K, N, GS, n0, n1, m0, std::min<int64_t>(8, M - m0));
 }
 
 static void check_weights(const torch::Tensor& q, const torch::Tensor& scale, const torch::Tensor& zero, int64_t K,
@@ -233,7 +240,7 @@ def block_mm_kernel():
             if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
                 flags += ["-mavx2", "-mfma"]
             _module = load_inline(
-                name="hugkit_gguf_kernels_2", cpp_sources=[_SOURCE + "\n"],
+                name="hugkit_gguf_kernels_3", cpp_sources=[_SOURCE + "\n"],
                 functions=["group_mm", "group_dequant", "block_mm", "dequant"], extra_cflags=flags, verbose=False,
             )
         except Exception as error:  # no compiler, no headers, ...: the torch fallback is correct, only slower
