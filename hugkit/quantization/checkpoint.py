@@ -144,12 +144,14 @@ class QuantizeOnLoad:
         set_submodule(self.model, name, quantize_layer(module, self.config))
         del self.pending[name]
         release_file_pages(weight)
+        return_freed_heap()
 
     def finish(self) -> None:
         for name, module in self.pending.items():
             if module.weight.is_meta:  # should not happen: load_checkpoint reports missing weights first
                 raise RuntimeError(f"Internal error: {name}.weight was never loaded.")
             set_submodule(self.model, name, quantize_layer(module, self.config))
+            return_freed_heap()
         self.pending.clear()
         self.model.config.quantization_config = describe(self.model)
 
@@ -206,3 +208,23 @@ def release_file_pages(tensor: torch.Tensor) -> None:
     if last > first:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED)
+
+
+def return_freed_heap() -> None:
+    """Give the heap memory freed by a layer's quantization temporaries back to the OS (glibc ``malloc_trim``).
+
+    Measured (GPT-2-124M fp32 -> int8, fresh processes): without it, glibc kept the large head's freed temporaries
+    in its heap in some runs (peak RSS 362 vs 801 MiB from run to run, 753 MiB still held after loading); with it,
+    333-376 MiB peak and 277 MiB after loading, every run. A no-op off glibc.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim if sys.platform.startswith("linux") else False
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
