@@ -4,7 +4,8 @@
     python bench/run_all.py --quick    # smoke test of every script (a few minutes)
     python bench/run_all.py --only import_time,first_result
 
-JSON for each benchmark is written to bench/results/<name>.json. Exit status is 1 if any benchmark failed.
+JSON for each benchmark is written to bench/results/<name>.json (not with --quick: its numbers mean nothing and
+would overwrite a full run's). Exit status is 1 if any benchmark failed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main() -> int:
     for name in chosen:
         argv = [sys.executable, str(common.BENCH_DIR / f"{name}.py")]
         argv += ["--quick"] if args.quick else []
-        argv += [] if args.no_json else ["--json"]
+        argv += [] if args.no_json or args.quick else ["--json"]
         print(f"\n{'#' * 100}\n# {name}: {' '.join(argv[1:])}\n{'#' * 100}", flush=True)
         start = time.perf_counter()
         code = subprocess.call(argv, cwd=common.REPO, env=common.CHILD_ENV)
