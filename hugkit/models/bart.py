@@ -128,9 +128,11 @@ class BartAttention(nn.Module):
         mask: torch.Tensor | None,
         output_attentions: bool,
         key_value_states: torch.Tensor | None = None,
+        query_states: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``query_states``: self-attention for these positions only (keys and values still from every position)."""
         source = hidden_states if key_value_states is None else key_value_states
-        query = self._heads(self.q_proj(hidden_states))
+        query = self._heads(self.q_proj(hidden_states if query_states is None else query_states))
         key = self._heads(self.k_proj(source))
         value = self._heads(self.v_proj(source))
         context, probs = attention(
@@ -191,9 +193,17 @@ class BartDecoderLayer(nn.Module):
         encoder_hidden_states: torch.Tensor,
         encoder_mask: torch.Tensor | None,
         output_attentions: bool,
+        query_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        attended, self_probs = self.self_attn(hidden_states, self_mask, output_attentions)
-        hidden_states = self.self_attn_layer_norm(hidden_states + F.dropout(attended, self.dropout, self.training))
+        """``query_index`` (one position per row): compute the output at those positions only, (batch, 1, d_model)."""
+        queries = hidden_states
+        if query_index is not None:
+            rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
+            queries = hidden_states[rows, query_index].unsqueeze(1)
+            if self_mask is not None:
+                self_mask = self_mask.expand(hidden_states.shape[0], -1, -1, -1)[rows, :, query_index].unsqueeze(2)
+        attended, self_probs = self.self_attn(hidden_states, self_mask, output_attentions, query_states=queries)
+        hidden_states = self.self_attn_layer_norm(queries + F.dropout(attended, self.dropout, self.training))
         attended, cross_probs = self.encoder_attn(hidden_states, encoder_mask, output_attentions, encoder_hidden_states)
         hidden_states = self.encoder_attn_layer_norm(hidden_states + F.dropout(attended, self.dropout, self.training))
         hidden_states = self.final_layer_norm(hidden_states + _feed_forward(self, hidden_states))
@@ -281,8 +291,10 @@ class BartDecoder(nn.Module):
         inputs_embeds: torch.Tensor | None,
         output_hidden_states: bool,
         output_attentions: bool,
+        last_layer_query_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple | None, tuple | None, tuple | None]:
-        """(last hidden state, hidden states, self-attentions, cross-attentions); the tuples None unless asked."""
+        """(last hidden state, hidden states, self-attentions, cross-attentions); the tuples None unless asked.
+        ``last_layer_query_index``: the last layer computes one position per row, (batch, 1, d_model)."""
         check_inputs(input_ids, inputs_embeds, attention_mask, max_length=self.max_length, hidden_size=self.hidden_size)
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
@@ -296,9 +308,10 @@ class BartDecoder(nn.Module):
         all_hidden = [hidden] if output_hidden_states else None
         self_attentions = [] if output_attentions else None
         cross_attentions = [] if output_attentions else None
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
+            query_index = last_layer_query_index if index == len(self.layers) - 1 else None
             hidden, self_probs, cross_probs = layer(
-                hidden, self_mask, encoder_hidden_states, encoder_mask, output_attentions
+                hidden, self_mask, encoder_hidden_states, encoder_mask, output_attentions, query_index
             )
             if all_hidden is not None:
                 all_hidden.append(hidden)
@@ -356,8 +369,10 @@ class BartModel(BartPreTrainedModel):
         decoder_inputs_embeds: torch.Tensor | None,
         output_hidden_states: bool,
         output_attentions: bool,
+        decoder_query_index: torch.Tensor | None = None,
     ) -> Seq2SeqModelOutput:
-        """Encoder then decoder; the heads call this with their resolved flags."""
+        """Encoder then decoder; the heads call this with their resolved flags. ``decoder_query_index``: the last
+        decoder layer computes only that position of each row (last_hidden_state is then (batch, 1, d_model))."""
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             if input_ids is None:
                 raise ValueError(
@@ -371,7 +386,7 @@ class BartModel(BartPreTrainedModel):
             encoder_outputs = BaseModelOutput(*tuple(encoder_outputs)[:3])
         hidden, all_hidden, self_attentions, cross_attentions = self.decoder(
             decoder_input_ids, decoder_attention_mask, encoder_outputs.last_hidden_state, attention_mask,
-            decoder_inputs_embeds, output_hidden_states, output_attentions,
+            decoder_inputs_embeds, output_hidden_states, output_attentions, decoder_query_index,
         )
         return Seq2SeqModelOutput(
             last_hidden_state=hidden,
@@ -424,8 +439,8 @@ class BartClassificationHead(nn.Module):
         return self.out_proj(self.dropout(hidden_states))
 
 
-def last_eos_states(hidden_states: torch.Tensor, input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
-    """The decoder state at the last ``eos_token_id`` of each row: BART's sentence representation.
+def last_eos_positions(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """The position of the last ``eos_token_id`` of each row, whose decoder state is BART's sentence representation.
 
     Like transformers, every row must hold the same (non-zero) number of eos tokens: that is how a batch built
     by BART's tokenizer looks, and a different count means the inputs were not made by it.
@@ -445,8 +460,7 @@ def last_eos_states(hidden_states: torch.Tensor, input_ids: torch.Tensor, eos_to
             "per row. BART's classifier (like transformers') requires it: do not put extra <eos> ids in some rows."
         )
     positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    last = torch.where(is_eos, positions, -1).amax(dim=1)
-    return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), last]
+    return torch.where(is_eos, positions, -1).amax(dim=1)
 
 
 class BartForSequenceClassification(BartPreTrainedModel):
@@ -485,11 +499,20 @@ class BartForSequenceClassification(BartPreTrainedModel):
         output_hidden_states, output_attentions, return_dict = self._flags(
             output_hidden_states, output_attentions, return_dict
         )
+        last_eos = last_eos_positions(input_ids, self.config.eos_token_id)
+        # Only the last <eos> state is classified: unless every position's states were asked for, the last decoder
+        # layer computes that one position per row (the layers below still run on every position).
+        every_position = output_hidden_states or output_attentions
         out = self.model.run(
             input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
             inputs_embeds, decoder_inputs_embeds, output_hidden_states, output_attentions,
+            None if every_position else last_eos,
         )
-        sentence = last_eos_states(out.last_hidden_state, input_ids, self.config.eos_token_id)
+        if every_position:
+            rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+            sentence = out.last_hidden_state[rows, last_eos]
+        else:
+            sentence = out.last_hidden_state[:, 0]
         logits = self.classification_head(sentence)
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
         result = Seq2SeqSequenceClassifierOutput(
