@@ -227,18 +227,35 @@ def _embedding_scale(config: BartConfig) -> float:
     return math.sqrt(config.d_model) if config.scale_embedding else 1.0
 
 
-class BartEncoder(nn.Module):
-    def __init__(self, config: BartConfig) -> None:
+class _BartStack(nn.Module):
+    """What the encoder and the decoder share: token and position embeddings, their LayerNorm, a list of layers."""
+
+    def __init__(self, config: BartConfig, layer_class: type[nn.Module], num_layers: int) -> None:
         super().__init__()
         self.embed_tokens = BartScaledWordEmbedding(
             config.vocab_size, config.d_model, config.pad_token_id, _embedding_scale(config)
         )
         self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
-        self.layers = nn.ModuleList(BartEncoderLayer(config) for _ in range(config.encoder_layers))
+        self.layers = nn.ModuleList(layer_class(config) for _ in range(num_layers))
         self.layernorm_embedding = nn.LayerNorm(config.d_model)
         self.dropout = config.dropout
         self.max_length = config.max_position_embeddings
         self.hidden_size = config.d_model
+
+    def embed(
+        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, inputs_embeds: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Checked inputs -> the first layer's input: scaled token embeddings + positions, LayerNorm, dropout."""
+        check_inputs(input_ids, inputs_embeds, attention_mask, max_length=self.max_length, hidden_size=self.hidden_size)
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        hidden = self.layernorm_embedding(inputs_embeds + self.embed_positions(inputs_embeds.shape[1]))
+        return F.dropout(hidden, self.dropout, self.training)
+
+
+class BartEncoder(_BartStack):
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config, BartEncoderLayer, config.encoder_layers)
 
     def forward(
         self,
@@ -248,11 +265,7 @@ class BartEncoder(nn.Module):
         output_hidden_states: bool,
         output_attentions: bool,
     ) -> BaseModelOutput:
-        check_inputs(input_ids, inputs_embeds, attention_mask, max_length=self.max_length, hidden_size=self.hidden_size)
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
-        hidden = self.layernorm_embedding(inputs_embeds + self.embed_positions(inputs_embeds.shape[1]))
-        hidden = F.dropout(hidden, self.dropout, self.training)
+        hidden = self.embed(input_ids, attention_mask, inputs_embeds)
         mask = padding_mask(attention_mask, hidden.dtype)
         all_hidden = [hidden] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
@@ -269,18 +282,9 @@ class BartEncoder(nn.Module):
         )
 
 
-class BartDecoder(nn.Module):
+class BartDecoder(_BartStack):
     def __init__(self, config: BartConfig) -> None:
-        super().__init__()
-        self.embed_tokens = BartScaledWordEmbedding(
-            config.vocab_size, config.d_model, config.pad_token_id, _embedding_scale(config)
-        )
-        self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
-        self.layers = nn.ModuleList(BartDecoderLayer(config) for _ in range(config.decoder_layers))
-        self.layernorm_embedding = nn.LayerNorm(config.d_model)
-        self.dropout = config.dropout
-        self.max_length = config.max_position_embeddings
-        self.hidden_size = config.d_model
+        super().__init__(config, BartDecoderLayer, config.decoder_layers)
 
     def forward(
         self,
@@ -295,12 +299,8 @@ class BartDecoder(nn.Module):
     ) -> tuple[torch.Tensor, tuple | None, tuple | None, tuple | None]:
         """(last hidden state, hidden states, self-attentions, cross-attentions); the tuples None unless asked.
         ``last_layer_query_index``: the last layer computes one position per row, (batch, 1, d_model)."""
-        check_inputs(input_ids, inputs_embeds, attention_mask, max_length=self.max_length, hidden_size=self.hidden_size)
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
-        length = inputs_embeds.shape[1]
-        hidden = self.layernorm_embedding(inputs_embeds + self.embed_positions(length))
-        hidden = F.dropout(hidden, self.dropout, self.training)
+        hidden = self.embed(input_ids, attention_mask, inputs_embeds)
+        length = hidden.shape[1]
         # Both masks once per forward, shared by every layer.
         positions = torch.arange(length, device=hidden.device)
         self_mask = causal_mask(attention_mask, positions, length, hidden.dtype)
