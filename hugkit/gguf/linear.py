@@ -37,13 +37,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .kernel import MAX_ROWS, block_mm_kernel
+from ..quantization.base import QuantizedLinear
 
 QK = 32  # weights per block, for all three formats
-_CHUNK = 1 << 22  # weights dequantized at once on the fallback path (16 MB of fp32)
 BLOCK_BYTES = {"Q4_0": 18, "Q4_1": 20, "Q8_0": 34}
 
 
@@ -127,27 +125,26 @@ def dequantize_blocks(raw, kind: str, out_features: int, in_features: int) -> to
     return (q * scale + zero).reshape(out_features, in_features)
 
 
-class GGUFLinear(nn.Module):
+class GGUFLinear(QuantizedLinear):
     """A linear layer whose weight stays quantized (Q4_0, Q4_1 or Q8_0 blocks).
 
     Buffers ``qweight`` (int8, (out, in/32, 32)), ``scales`` and ``zeros`` (float32, (out, in/32, 1)).
     A tied head shares these buffers with its :class:`GGUFEmbedding`. ``bias`` is an optional float parameter
     (Qwen2's q/k/v and GPT-2's projections have one; the loader sets it when the file has one).
     A head tied to the embedding (``tied_to``) holds non-persistent views of the embedding's buffers.
+    The forward pass is QuantizedLinear's: kernel.py's ``block_mm`` on the blocks for decode-sized inputs, row slices
+    dequantized for BLAS otherwise.
     """
-
-    is_quantized = True
 
     def __init__(self, in_features: int, out_features: int, kind: str, q: torch.Tensor, scales: torch.Tensor,
                  zeros: torch.Tensor, bias: torch.Tensor | None = None, *, persistent: bool = True) -> None:
-        super().__init__()
-        self.in_features, self.out_features, self.kind = in_features, out_features, kind
+        from ..quantization.config import SCHEMES
+
+        super().__init__(in_features, out_features, bias, SCHEMES[kind.lower()]())
+        self.kind = kind
         self.register_buffer("qweight", q, persistent=persistent)
         self.register_buffer("scales", scales, persistent=persistent)
         self.register_buffer("zeros", zeros, persistent=persistent)
-        self.register_parameter("bias", None)
-        if bias is not None:
-            self.bias = bias if isinstance(bias, nn.Parameter) else nn.Parameter(bias, requires_grad=False)
         self.__dict__["_tie_source"] = None  # a GGUFEmbedding, deliberately kept out of the module tree
 
     @classmethod
@@ -178,56 +175,23 @@ class GGUFLinear(nn.Module):
     def tie_source(self) -> "GGUFEmbedding | None":
         return self.__dict__.get("_tie_source")
 
-    @property
-    def quantization(self):
-        from ..quantization.config import SCHEMES
-
-        return SCHEMES[self.kind.lower()]()
-
     def _init_buffers(self, device: torch.device) -> None:
         """After a checkpoint filled the embedding (PreTrainedModel._materialize_leftovers): share its blocks."""
         source = self.tie_source
         if source is not None:
             for name in ("qweight", "scales", "zeros"):
                 self._buffers[name] = getattr(source, name)
+        super()._init_buffers(device)
 
-    def dequantize(self) -> torch.Tensor:
-        """The fp32 weight (out, in), bit-identical to gguf's own dequantization."""
-        return (self.qweight * self.scales + self.zeros).view(self.out_features, self.in_features)
+    def _kernel_mm(self, kernel, x2d: torch.Tensor) -> torch.Tensor:
+        return kernel.block_mm(x2d, self.qweight, self.scales, self.zeros)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._matmul(x)
-        return out if self.bias is None else out + self.bias.to(out.dtype)
-
-    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // self.in_features
-        kernel = block_mm_kernel() if self.qweight.device.type == "cpu" else None
-        if kernel is not None and rows <= MAX_ROWS and x.dtype == torch.float32:
-            # decode: read the int8 blocks directly (kernel.py)
-            flat = x.reshape(rows, self.in_features).contiguous()
-            return kernel.block_mm(flat, self.qweight, self.scales, self.zeros).view(*x.shape[:-1], self.out_features)
-        if self.out_features * self.in_features <= _CHUNK:
-            if kernel is not None:
-                weight = kernel.dequant(self.qweight, self.scales, self.zeros, self.in_features)
-            else:
-                weight = self.dequantize()
-            return F.linear(x, weight.to(x.dtype))
-        # A large head (e.g. 49152 x 576): dequantize a slice of rows at a time, never the whole fp32 matrix.
-        out = torch.empty(*x.shape[:-1], self.out_features, dtype=x.dtype, device=x.device)
-        step = max(1, _CHUNK // self.in_features)
-        for start in range(0, self.out_features, step):
-            stop = min(start + step, self.out_features)
-            q, scales, zeros = self.qweight[start:stop], self.scales[start:stop], self.zeros[start:stop]
-            if kernel is not None:
-                weight = kernel.dequant(q, scales, zeros, self.in_features)
-            else:
-                weight = (q * scales + zeros).view(stop - start, -1)
-            out[..., start:stop] = F.linear(x, weight.to(x.dtype))
-        return out
-
-    @property
-    def weight_bytes(self) -> int:
-        return self.qweight.numel() + 4 * (self.scales.numel() + self.zeros.numel())
+    def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
+        """Rows ``start:stop`` of the fp32 weight, bit-identical to gguf's own dequantization."""
+        q, scales, zeros = self.qweight[start:stop], self.scales[start:stop], self.zeros[start:stop]
+        if kernel is not None:
+            return kernel.dequant(q, scales, zeros, self.in_features)
+        return (q * scales + zeros).view(stop - start, self.in_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, kind={self.kind}"

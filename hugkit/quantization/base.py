@@ -57,8 +57,8 @@ class QuantizedLinear(nn.Module):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{type(self).__name__} expects inputs with {self.in_features} features in the last "
                              f"dimension, got shape {tuple(x.shape)}.")
-        if x.device.type != "cpu":  # CUDA and others: dequantize + matmul (see the module docstring)
-            return F.linear(x, self._dequantize_rows(0, self.out_features, None).to(x.dtype), self._bias_as(x))
+        if x.device.type != "cpu":  # CUDA and others: dequantize (row slices of a large layer) + matmul
+            return self._prefill(x, None)
         rows = x.numel() // self.in_features
         kernel = block_mm_kernel()
         if kernel is not None and rows <= MAX_ROWS and x.dtype == torch.float32:

@@ -176,10 +176,10 @@ def test_missing_gguf_file(tmp_path):
 
 
 def test_kernel_fallback_and_chunked_head(monkeypatch):
-    import hugkit.gguf.linear as linear_module
+    import hugkit.quantization.base as routing  # GGUFLinear runs QuantizedLinear's kernel-or-slices routing
 
-    monkeypatch.setattr(linear_module, "block_mm_kernel", lambda: None)
-    monkeypatch.setattr(linear_module, "_CHUNK", 64 * 32)  # force the row-chunked path of a large head
+    monkeypatch.setattr(routing, "block_mm_kernel", lambda: None)
+    monkeypatch.setattr(routing, "_CHUNK", 64 * 32)  # force the row-chunked path of a large head
     rng = np.random.default_rng(2)
     values = (rng.standard_normal((200, 64)) * 0.3).astype(np.float32)
     raw = gguf.quants.quantize(values, T.Q8_0)
