@@ -83,6 +83,7 @@ _EXPORTS = {
     "Qwen3Model": "hugkit.models.qwen3",
     "Qwen3ForCausalLM": "hugkit.models.qwen3",
     "quantize_": "hugkit.quantization",
+    "set_activations_": "hugkit.quantization",
     "QuantizationConfig": "hugkit.quantization",
     "Int8WeightOnly": "hugkit.quantization",
     "Int4WeightOnly": "hugkit.quantization",

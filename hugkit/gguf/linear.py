@@ -35,6 +35,8 @@ stored once).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import nn
@@ -132,15 +134,16 @@ class GGUFLinear(QuantizedLinear):
     A tied head shares these buffers with its :class:`GGUFEmbedding`. ``bias`` is an optional float parameter
     (Qwen2's q/k/v and GPT-2's projections have one; the loader sets it when the file has one).
     A head tied to the embedding (``tied_to``) holds non-persistent views of the embedding's buffers.
-    The forward pass is QuantizedLinear's: kernel.py's ``block_mm`` on the blocks for decode-sized inputs, row slices
-    dequantized for BLAS otherwise.
+    The forward pass is QuantizedLinear's: kernel.py's group kernels on the blocks for decode-sized inputs (float
+    activations unless the config says ``activations="int8"``), row slices dequantized for BLAS otherwise.
     """
 
     def __init__(self, in_features: int, out_features: int, kind: str, q: torch.Tensor, scales: torch.Tensor,
-                 zeros: torch.Tensor, bias: torch.Tensor | None = None, *, persistent: bool = True) -> None:
+                 zeros: torch.Tensor, bias: torch.Tensor | None = None, *, persistent: bool = True,
+                 config=None) -> None:
         from ..quantization.config import SCHEMES
 
-        super().__init__(in_features, out_features, bias, SCHEMES[kind.lower()]())
+        super().__init__(in_features, out_features, bias, config or SCHEMES[kind.lower()]())
         self.kind = kind
         self.register_buffer("qweight", q, persistent=persistent)
         self.register_buffer("scales", scales, persistent=persistent)
@@ -155,19 +158,20 @@ class GGUFLinear(QuantizedLinear):
     def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None, config) -> "GGUFLinear":
         """Quantize a float (out, in) weight into ``config.kind`` blocks (``hugkit.GGUFQ4_1()`` etc.)."""
         out_features, in_features = weight.shape
-        return cls(in_features, out_features, config.kind, *quantize_blocks(weight, config.kind), bias)
+        return cls(in_features, out_features, config.kind, *quantize_blocks(weight, config.kind), bias, config=config)
 
     @classmethod
     def empty(cls, in_features: int, out_features: int, bias: torch.Tensor | None, config) -> "GGUFLinear":
         """The layer's structure on the meta device, for a saved checkpoint to fill."""
         return cls(in_features, out_features, config.kind,
-                   *_block_buffers(out_features, in_features, torch.device("meta")), bias)
+                   *_block_buffers(out_features, in_features, torch.device("meta")), bias, config=config)
 
     @classmethod
-    def tied_to(cls, embedding: "GGUFEmbedding") -> "GGUFLinear":
+    def tied_to(cls, embedding: "GGUFEmbedding", activations: str = "float") -> "GGUFLinear":
         """A head sharing ``embedding``'s blocks: saved once (under the embedding), re-shared after loading."""
+        config = dataclasses.replace(embedding.quantization, activations=activations)
         head = cls(embedding.embedding_dim, embedding.num_embeddings, embedding.kind, embedding.qweight,
-                   embedding.scales, embedding.zeros, persistent=False)
+                   embedding.scales, embedding.zeros, persistent=False, config=config)
         head.__dict__["_tie_source"] = embedding
         return head
 
@@ -184,13 +188,13 @@ class GGUFLinear(QuantizedLinear):
         super()._init_buffers(device)
 
     def _kernel_mm(self, kernel, x2d: torch.Tensor) -> torch.Tensor:
-        return kernel.block_mm(x2d, self.qweight, self.scales, self.zeros)
+        return self._group_mm(kernel, x2d, self.qweight, self.zeros, QK, False)
 
     def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
         """Rows ``start:stop`` of the fp32 weight, bit-identical to gguf's own dequantization."""
         q, scales, zeros = self.qweight[start:stop], self.scales[start:stop], self.zeros[start:stop]
         if kernel is not None:
-            return kernel.dequant(q, scales, zeros, self.in_features)
+            return kernel.group_dequant(q, scales, zeros, self.in_features, QK, False)
         return (q * scales + zeros).view(stop - start, self.in_features)
 
     def extra_repr(self) -> str:

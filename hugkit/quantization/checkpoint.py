@@ -112,10 +112,17 @@ def build_quantized_structure(model: nn.Module, saved: dict[str, Any]) -> None:
             table = _submodule(model, name, "embedding")
             config = resolve_quantization(spec)
             set_submodule(model, name, GGUFEmbedding.empty(table.num_embeddings, table.embedding_dim, config.kind))
+    activations = getattr(main, "activations", "float")  # a tied head computes as the other layers do
     for name, spec in exceptions.items():
         if "tied_to" in spec:
             _submodule(model, name, "tied head")
-            set_submodule(model, name, GGUFLinear.tied_to(_submodule(model, spec["tied_to"], "tie source")))
+            source = _submodule(model, spec["tied_to"], "tie source")
+            set_submodule(model, name, GGUFLinear.tied_to(source, activations))
+
+
+def _storage(config: QuantizationConfig) -> dict[str, Any]:
+    """What a scheme stores (its dict without the ``activations`` run-time choice)."""
+    return {key: value for key, value in config.to_dict().items() if key != "activations"}
 
 
 def _submodule(model: nn.Module, name: str, what: str) -> nn.Module:
@@ -162,13 +169,16 @@ def prepare_for_loading(model: nn.Module, quantization: Any) -> QuantizeOnLoad |
     quantized checkpoint, or a QuantizeOnLoad for a float checkpoint loaded with ``quantization=``."""
     saved = getattr(model.config, "quantization_config", None)
     if saved:
-        if quantization is not None:
-            requested = resolve_quantization(quantization)
-            if requested.to_dict() != resolve_quantization(saved).to_dict():
-                raise AlreadyQuantizedError(
-                    f"This checkpoint is already quantized ({saved.get('scheme')}); it cannot be re-quantized to "
-                    f"{requested} on load. Drop quantization= to load it as saved, or load the float checkpoint.")
+        requested = resolve_quantization(quantization) if quantization is not None else None
+        if requested is not None and _storage(requested) != _storage(resolve_quantization(saved)):
+            raise AlreadyQuantizedError(
+                f"This checkpoint is already quantized ({saved.get('scheme')}); it cannot be re-quantized to "
+                f"{requested} on load. Drop quantization= to load it as saved, or load the float checkpoint.")
         build_quantized_structure(model, saved)
+        if requested is not None and hasattr(requested, "activations"):  # same storage, another decode kernel
+            from .base import set_activations_
+
+            set_activations_(model, requested.activations)
         return None
     if quantization is None:
         return None

@@ -35,11 +35,31 @@ class QuantizationConfig:
         return f"{self.scheme}({params})" if params else self.scheme
 
 
+ACTIVATIONS = ("int8", "float")
+
+
+def _check_activations(config: QuantizationConfig) -> None:
+    if config.activations not in ACTIVATIONS:
+        raise ValueError(f"{type(config).__name__} activations must be one of {ACTIVATIONS} (\"int8\": integer dot "
+                         f"products for decode, \"float\": exact float activations); got {config.activations!r}.")
+
+
 @dataclass(frozen=True)
 class Int8WeightOnly(QuantizationConfig):
-    """int8 weights, symmetric, one fp32 scale per output channel; activations stay float."""
+    """int8 weights, symmetric, one fp32 scale per output channel.
+
+    ``activations`` picks the decode kernel (inputs of at most 16 rows; longer inputs always multiply float
+    activations by dequantized weights): ``"int8"`` (default, llama.cpp's scheme) quantizes the input per 32 values
+    to int8 and uses integer dot products, ~1.2-1.7x faster per layer; ``"float"`` keeps float activations, so
+    decode computes exactly the dequantized weights' matmul. Measured cost of ``"int8"`` on SmolLM2-135M (mean
+    next-token KL to fp32 over 43 tokens): int8 weights 0.0048 -> 0.0063 nats, int4 g64 0.352 -> 0.359.
+    """
 
     scheme: ClassVar[str] = "int8"
+    activations: str = "int8"
+
+    def __post_init__(self) -> None:
+        _check_activations(self)
 
     def module_class(self) -> type:
         from .int8 import Int8Linear
@@ -49,7 +69,8 @@ class Int8WeightOnly(QuantizationConfig):
 
 @dataclass(frozen=True)
 class Int4WeightOnly(QuantizationConfig):
-    """int4 weights, asymmetric (scale and zero per group of ``group_size`` inputs), two per byte.
+    """int4 weights, asymmetric (scale and zero per group of ``group_size`` inputs), two per byte;
+    ``activations`` as for Int8WeightOnly.
 
     ``group_size`` must be a multiple of 32 (the kernel's run length) and divide each layer's ``in_features``;
     a layer it does not divide is an error (no silent padding): pick another group size or leave the layer out
@@ -58,11 +79,13 @@ class Int4WeightOnly(QuantizationConfig):
 
     scheme: ClassVar[str] = "int4"
     group_size: int = 64
+    activations: str = "int8"
 
     def __post_init__(self) -> None:
         if not isinstance(self.group_size, int) or self.group_size <= 0 or self.group_size % 32:
             raise ValueError(f"Int4WeightOnly group_size must be a positive multiple of 32 (e.g. 32, 64, 128); "
                              f"got {self.group_size!r}.")
+        _check_activations(self)
 
     def module_class(self) -> type:
         from .int4 import Int4Linear
@@ -77,9 +100,11 @@ class Int4WeightOnly(QuantizationConfig):
 
 @dataclass(frozen=True)
 class DynamicInt8(QuantizationConfig):
-    """int8 weights (as Int8WeightOnly) and int8 activations quantized per call: integer matmuls for batches."""
+    """int8 weights (as Int8WeightOnly) and int8 activations quantized per call: integer matmuls for batches
+    (fbgemm, per-tensor activations) and for decode (Int8WeightOnly's int8 kernel, per 32 values)."""
 
     scheme: ClassVar[str] = "dynamic-int8"
+    activations: ClassVar[str] = "int8"
 
     def module_class(self) -> type:
         from .dynamic import DynamicInt8Linear
@@ -89,9 +114,18 @@ class DynamicInt8(QuantizationConfig):
 
 @dataclass(frozen=True)
 class _GGUFBlocks(QuantizationConfig):
-    """llama.cpp blocks of 32 weights (hugkit/gguf/linear.py), the same modules a GGUF file loads into."""
+    """llama.cpp blocks of 32 weights (hugkit/gguf/linear.py), the same modules a GGUF file loads into.
+
+    ``activations`` defaults to ``"float"`` here, so a GGUF file computes what transformers computes from it (it
+    dequantizes to float); ``"int8"`` is llama.cpp's own (faster) way; ``set_activations_(model, "int8")`` switches
+    a loaded model.
+    """
 
     kind: ClassVar[str] = ""
+    activations: str = "float"
+
+    def __post_init__(self) -> None:
+        _check_activations(self)
 
     def module_class(self) -> type:
         from ..gguf.linear import GGUFLinear

@@ -87,7 +87,7 @@ class Int4Linear(QuantizedLinear):
     def _kernel_mm(self, kernel, x2d: torch.Tensor) -> torch.Tensor | None:
         if self.scales.dtype != torch.float32:
             return None
-        return kernel.group_mm(x2d, self.qweight, self.scales, self.zeros, self.group_size, True)
+        return self._group_mm(kernel, x2d, self.qweight, self.zeros, self.group_size, True)
 
     def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
         q, scales, zeros = self.qweight[start:stop], self.scales[start:stop], self.zeros[start:stop]

@@ -48,7 +48,7 @@ class Int8Linear(QuantizedLinear):
     def _kernel_mm(self, kernel, x2d: torch.Tensor) -> torch.Tensor | None:
         if not self._kernel_ready():
             return None
-        return kernel.group_mm(x2d, self.qweight, self.scales, NO_ZERO, self.in_features, False)
+        return self._group_mm(kernel, x2d, self.qweight, NO_ZERO, self.in_features, False)
 
     def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
         q, scales = self.qweight[start:stop], self.scales[start:stop]

@@ -27,27 +27,69 @@ def _float_linear(in_features=256, out_features=96, seed=0):
     return layer
 
 
-@pytest.mark.parametrize("config", [Int8WeightOnly(), Int4WeightOnly(32), Int4WeightOnly(64), Int4WeightOnly(128),
-                                    GGUFQ4_1()], ids=str)
+def _int8_activations(x: torch.Tensor) -> torch.Tensor:
+    """x as the int8-activation kernel sees it: each run of 32 values rounded to int8 steps of max|x| / 127."""
+    runs = x.reshape(x.shape[0], -1, 32)
+    amax = runs.abs().amax(-1, keepdim=True)
+    inverse = torch.where(amax > 0, 127 / amax, torch.zeros_like(amax))
+    return (torch.round(runs * inverse) * (amax / 127)).reshape(x.shape)
+
+
+CONFIGS = [Int8WeightOnly(), Int4WeightOnly(32), Int4WeightOnly(64), Int4WeightOnly(128), GGUFQ4_1(),
+           Int8WeightOnly(activations="float"), Int4WeightOnly(64, activations="float"), GGUFQ4_1(activations="int8")]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
 @pytest.mark.parametrize("rows", ROWS)
 def test_forward_equals_dequantized_matmul(config, rows):
+    """Float activations: exactly the dequantized weights' matmul. int8 activations (decode-sized inputs only):
+    the same matmul of the int8-rounded input -- and within int8 rounding of the exact result."""
     layer = _float_linear()
     quantized = quantize_layer(layer, config)
     x = torch.randn(rows, 256)
-    weight = quantized.dequantize() if hasattr(quantized, "dequantize") else None
-    want = x @ weight.T + layer.bias
+    weight = quantized.dequantize()
+    exact = x @ weight.T + layer.bias
     got = quantized(x)
     assert got.shape == (rows, 96)
+    int8_kernel = config.activations == "int8" and rows <= base_module.MAX_ROWS
+    want = _int8_activations(x) @ weight.T + layer.bias if int8_kernel else exact
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    relative = ((got - exact).norm() / exact.norm()).item()
+    assert relative < (1e-2 if int8_kernel else 1e-5), relative
 
 
-@pytest.mark.parametrize("config", [Int8WeightOnly(), Int4WeightOnly(64)], ids=str)
+@pytest.mark.parametrize("config", [Int4WeightOnly(64), Int4WeightOnly(32), Int8WeightOnly(), GGUFQ4_1("int8")],
+                         ids=str)
+@pytest.mark.parametrize("rows", [1, 3])
+def test_int8_activation_kernel_odd_group_counts(config, rows):
+    """320 inputs: 5 groups of 64 (the two-group unrolled batch-1 loop's remainder), 10 runs of 32."""
+    layer = _float_linear(in_features=320, out_features=40)
+    quantized = quantize_layer(layer, config)
+    x = torch.randn(rows, 320)
+    want = _int8_activations(x) @ quantized.dequantize().T + layer.bias
+    torch.testing.assert_close(quantized(x), want, atol=1e-4, rtol=1e-4)
+
+
+def test_int8_activation_kernel_handles_outliers_and_zero_runs():
+    """A run of zeros (scale 0) and a run with one huge value: the rounding stays per run of 32."""
+    quantized = quantize_layer(_float_linear(), Int4WeightOnly(64))
+    x = torch.randn(2, 256)
+    x[0, :32] = 0
+    x[1, 40] = 1e4
+    torch.testing.assert_close(quantized(x), _int8_activations(x) @ quantized.dequantize().T + quantized.bias,
+                               atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("config", [Int8WeightOnly(), Int4WeightOnly(64), Int4WeightOnly(64, activations="float")],
+                         ids=str)
 def test_fallback_without_kernel_matches(config, monkeypatch):
+    """Without the compiled kernel: float activations, so the kernel's result within its activation rounding."""
     quantized = quantize_layer(_float_linear(), config)
     x = torch.randn(3, 256)
     with_kernel = quantized(x)
     monkeypatch.setattr(base_module, "block_mm_kernel", lambda: None)
-    torch.testing.assert_close(quantized(x), with_kernel, atol=1e-4, rtol=1e-4)
+    tolerance = 1e-4 if config.activations == "float" else 2e-2
+    torch.testing.assert_close(quantized(x), with_kernel, atol=tolerance, rtol=tolerance)
     torch.testing.assert_close(quantized.dequantize(), quantized._dequantize_rows(0, 96, None), atol=0, rtol=0)
 
 
@@ -86,7 +128,8 @@ def test_dynamic_int8_runs_integer_matmul_for_batches():
     assert not torch.equal(got, weight_only)  # activations were quantized too (fbgemm path)
     reference = layer(x).detach()
     assert (got - reference).abs().max() <= 0.02 * reference.abs().max()
-    torch.testing.assert_close(quantized(x[:2]), weight_only[:2], atol=1e-4, rtol=1e-4)  # decode: weight-only kernel
+    decode = _int8_activations(x[:2]) @ quantized.dequantize().T + layer.bias  # decode: the int8-activation kernel
+    torch.testing.assert_close(quantized(x[:2]), decode, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["Q8_0", "Q4_0", "Q4_1"])
