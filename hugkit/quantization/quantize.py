@@ -9,7 +9,7 @@ input embedding gets its own quantized copy; the embedding keeps its float weigh
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -94,9 +94,15 @@ def check_layers(layers: list[tuple[str, nn.Module]], config: QuantizationConfig
                          "filter_fn=lambda module, name: ...")
 
 
-def quantize_(model: nn.Module, config: Any, filter_fn: Callable[[nn.Module, str], bool] | None = None) -> nn.Module:
+def quantize_(model: nn.Module, config: Any, filter_fn: Callable[[nn.Module, str], bool] | None = None, *,
+              calibration: Iterable | None = None) -> nn.Module:
     """Quantize ``model``'s linear layers in place with ``config`` ("int8", "int4", "dynamic-int8", "q4_0",
     "q4_1", "q8_0", or a QuantizationConfig); ``filter_fn(module, name)`` returning False keeps a layer float.
+
+    ``calibration``: model inputs (dicts of tensors run as ``model(**batch)``, or input_ids tensors run as
+    ``model(input_ids)``), e.g. ``[dict(tokenizer(texts, padding=True, return_tensors="pt"))]``. With it, the int4
+    and int8 weight-only schemes pick their values with GPTQ (gptq.py) to keep each layer's outputs on these inputs
+    close to the float ones, instead of rounding each weight to nearest; the stored format is the same.
 
     Records the scheme in ``model.config.quantization_config`` so save_pretrained writes a checkpoint that
     reloads quantized. Returns the model.
@@ -111,8 +117,14 @@ def quantize_(model: nn.Module, config: Any, filter_fn: Callable[[nn.Module, str
     layers = list(linear_layers(model))
     chosen = [(name, m) for name, m in layers if filter_fn is None or filter_fn(m, name)]
     check_layers(chosen, config)
-    for name, module in chosen:
-        set_submodule(model, name, quantize_layer(module, config))
+    if calibration is None:
+        replacements = ((name, quantize_layer(module, config)) for name, module in chosen)
+    else:
+        from .gptq import calibrated_layers
+
+        replacements = calibrated_layers(model, chosen, config, calibration)
+    for name, replacement in replacements:
+        set_submodule(model, name, replacement)
     skipped = [name for name, _ in layers if name not in {n for n, _ in chosen}]
     logger.info("Quantized %d linear layers with %s (%d left float).", len(chosen), config, len(skipped))
     if hasattr(model, "config"):
