@@ -6,8 +6,9 @@ Each measurement runs in a fresh process (so memory and caches do not leak betwe
   classify  DistilBERT-base-size classifier (common.distilbert_base_checkpoint), movie-review texts, batch 32,
             texts/s through each library's text-classification pipeline
   gpt2      GPT-2-124M (generation.gpt2_checkpoint), greedy decode of 32 new tokens after an 8-token prompt, tokens/s
+            ("int8"/"int4" decode with int8 activations, their default; "(float activations)" rows without)
   smollm2   the SmolLM2-135M Q4_1 GGUF dequantized to fp32 (gguf_dequantize=True), then quantized by hugkit
-            (hugkit only; "gguf-q4_1" runs the file's own blocks)
+            (hugkit only; "gguf-q4_1" runs the file's own blocks, float activations by default, then int8)
   disk      GPT-2-124M saved with save_pretrained: bytes of model.safetensors
   load rss  peak RSS of a fresh process loading GPT-2-124M fp32 (with quantization= on load), psutil polling
 Targets (issue 5): int8 classification >= 2.5x transformers fp32; int8 decode >= 2.5x, int4 decode >= 4x.
@@ -22,6 +23,13 @@ import common
 from generation import SMOLLM2_GGUF, gpt2_checkpoint
 
 SCHEMES = ("fp32", "int8", "int4", "dynamic-int8")
+# "scheme:activations": int8/int4 decode with int8 activations (their default) and with float activations
+DECODE_SCHEMES = ("fp32", "int8", "int8:float", "int4", "int4:float", "dynamic-int8")
+
+
+def _label(scheme: str) -> str:
+    name, _, activations = scheme.partition(":")
+    return f"{name} ({activations} activations)" if activations else name
 _PRELUDE = """
 import json, time, torch
 torch.set_num_threads({threads})
@@ -51,9 +59,15 @@ if {library!r} == "transformers":
     import transformers
     model = transformers.AutoModelForCausalLM.from_pretrained({folder!r}, dtype=torch.float32).eval()
 else:
-    import hugkit
+    import dataclasses, hugkit
     kwargs = json.loads({kwargs!r})
+    activations = kwargs.pop("activations", None)
+    if activations and "quantization" in kwargs:
+        kwargs["quantization"] = dataclasses.replace(hugkit.quantization.resolve_quantization(kwargs["quantization"]),
+                                                      activations=activations)
     model = hugkit.AutoModelForCausalLM.from_pretrained({folder!r}, **kwargs)
+    if activations and "quantization" not in kwargs:  # a GGUF file's own blocks
+        hugkit.set_activations_(model, activations)
 ids = torch.randint(0, 1000, (1, 8), generator=torch.Generator().manual_seed(0))
 def run():
     with torch.no_grad():
@@ -110,12 +124,15 @@ def main() -> dict:
     base = child(_DECODE, threads=args.threads, library="transformers", folder=gpt2, kwargs="{}", new=new,
                  repeats=repeats)["tokens_per_s"]
     rows.append(["transformers fp32", common.fmt(base), "1.00x", ""])
-    for scheme in SCHEMES:
-        kwargs = json.dumps({} if scheme == "fp32" else {"quantization": scheme})
-        value = child(_DECODE, threads=args.threads, library="hugkit", folder=gpt2, kwargs=kwargs, new=new,
-                      repeats=repeats)["tokens_per_s"]
+    for scheme in DECODE_SCHEMES:
+        name, _, activations = scheme.partition(":")
+        kwargs = {} if name == "fp32" else {"quantization": name}
+        if activations:
+            kwargs["activations"] = activations
+        value = child(_DECODE, threads=args.threads, library="hugkit", folder=gpt2, kwargs=json.dumps(kwargs),
+                      new=new, repeats=repeats)["tokens_per_s"]
         target = {"int8": 2.5, "int4": 4.0}.get(scheme)
-        rows.append([f"hugkit {scheme}", common.fmt(value), common.fmt_ratio(common.ratio(value, base)),
+        rows.append([f"hugkit {_label(scheme)}", common.fmt(value), common.fmt_ratio(common.ratio(value, base)),
                      common.target_check(common.ratio(value, base), target) if target else ""])
     results["gpt2_decode"] = rows
     common.print_table(f"GPT-2-124M greedy decode, batch 1, {new} new tokens (tokens/s)",
@@ -123,15 +140,18 @@ def main() -> dict:
 
     rows = []
     smollm2 = str(SMOLLM2_GGUF.parent)
-    for scheme in ("fp32", "int8", "int4", "gguf-q4_1"):
+    for scheme in ("fp32", "int8", "int4", "gguf-q4_1", "gguf-q4_1:int8"):
+        name, _, activations = scheme.partition(":")
         kwargs = {"gguf_file": SMOLLM2_GGUF.name}
-        if scheme == "fp32":
+        if name == "fp32":
             kwargs["gguf_dequantize"] = True
-        elif scheme != "gguf-q4_1":
-            kwargs["quantization"] = scheme
+        elif name != "gguf-q4_1":
+            kwargs["quantization"] = name
+        if activations:
+            kwargs["activations"] = activations
         value = child(_DECODE, threads=args.threads, library="hugkit", folder=smollm2, kwargs=json.dumps(kwargs), new=new,
                       repeats=repeats)["tokens_per_s"]
-        rows.append([f"hugkit {scheme}", common.fmt(value)])
+        rows.append([f"hugkit {_label(scheme)}", common.fmt(value)])
     results["smollm2_decode"] = rows
     common.print_table(f"SmolLM2-135M (from GGUF) greedy decode, batch 1, {new} new tokens", ["library", "tokens/s"], rows)
 
