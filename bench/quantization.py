@@ -7,8 +7,9 @@ Each measurement runs in a fresh process (so memory and caches do not leak betwe
             texts/s through each library's text-classification pipeline
   gpt2      GPT-2-124M (generation.gpt2_checkpoint), greedy decode of 32 new tokens after an 8-token prompt, tokens/s
             ("int8"/"int4" decode with int8 activations, their default; "(float activations)" rows without)
-  smollm2   the SmolLM2-135M Q4_1 GGUF dequantized to fp32 (gguf_dequantize=True), then quantized by hugkit
-            (hugkit only; "gguf-q4_1" runs the file's own blocks, float activations by default, then int8)
+  smollm2   the SmolLM2-135M Q4_1 GGUF: transformers' GGUF loading (dequantized fp32) vs hugkit dequantized to fp32
+            (gguf_dequantize=True) then quantized; "gguf-q4_1" runs the file's own blocks, float activations by
+            default, then int8
   disk      GPT-2-124M saved with save_pretrained: bytes of model.safetensors
   load rss  peak RSS of a fresh process loading GPT-2-124M fp32 (with quantization= on load), psutil polling
 Targets (issue 5): int8 classification >= 2.5x transformers fp32; int8 decode >= 2.5x, int4 decode >= 4x.
@@ -55,16 +56,19 @@ print("RESULT " + json.dumps({{"texts_per_s": len(texts) / seconds}}))
 """
 
 _DECODE = _PRELUDE + """
-if {library!r} == "transformers":
+if {library!r} == "transformers" and {folder!r}.endswith(".gguf"):  # transformers' GGUF loading, dequantized fp32
+    import sys, pathlib; sys.path.insert(0, {bench!r}); import generation
+    model = generation.transformers_from_gguf(pathlib.Path({folder!r}))
+elif {library!r} == "transformers":
     import transformers
     model = transformers.AutoModelForCausalLM.from_pretrained({folder!r}, dtype=torch.float32).eval()
 else:
     import dataclasses, hugkit
+    from hugkit.quantization import resolve_quantization
     kwargs = json.loads({kwargs!r})
     activations = kwargs.pop("activations", None)
     if activations and "quantization" in kwargs:
-        kwargs["quantization"] = dataclasses.replace(hugkit.quantization.resolve_quantization(kwargs["quantization"]),
-                                                      activations=activations)
+        kwargs["quantization"] = dataclasses.replace(resolve_quantization(kwargs["quantization"]), activations=activations)
     model = hugkit.AutoModelForCausalLM.from_pretrained({folder!r}, **kwargs)
     if activations and "quantization" not in kwargs:  # a GGUF file's own blocks
         hugkit.set_activations_(model, activations)
@@ -140,6 +144,9 @@ def main() -> dict:
 
     rows = []
     smollm2 = str(SMOLLM2_GGUF.parent)
+    base = child(_DECODE, threads=args.threads, library="transformers", folder=str(SMOLLM2_GGUF), kwargs="{}", new=new,
+                 repeats=repeats)["tokens_per_s"]
+    rows.append(["transformers fp32 (from the GGUF)", common.fmt(base), "1.00x"])
     for scheme in ("fp32", "int8", "int4", "gguf-q4_1", "gguf-q4_1:int8"):
         name, _, activations = scheme.partition(":")
         kwargs = {"gguf_file": SMOLLM2_GGUF.name}
@@ -151,9 +158,10 @@ def main() -> dict:
             kwargs["activations"] = activations
         value = child(_DECODE, threads=args.threads, library="hugkit", folder=smollm2, kwargs=json.dumps(kwargs), new=new,
                       repeats=repeats)["tokens_per_s"]
-        rows.append([f"hugkit {_label(scheme)}", common.fmt(value)])
+        rows.append([f"hugkit {_label(scheme)}", common.fmt(value), common.fmt_ratio(common.ratio(value, base))])
     results["smollm2_decode"] = rows
-    common.print_table(f"SmolLM2-135M (from GGUF) greedy decode, batch 1, {new} new tokens", ["library", "tokens/s"], rows)
+    common.print_table(f"SmolLM2-135M (from GGUF) greedy decode, batch 1, {new} new tokens",
+                       ["library", "tokens/s", "vs transformers"], rows)
 
     rows = []
     fp32_bytes = (common.Path(gpt2) / "model.safetensors").stat().st_size
