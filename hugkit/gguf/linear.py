@@ -9,7 +9,7 @@ Block layouts (32 weights per block, little-endian, llama.cpp's ggml-common.h):
 
 Kernel choice, measured here (2 vCPU Zen 3, AVX2 only, 1 thread, nice'd next to other work; microseconds per call):
 
-| (out, in)    | rows | fp32 weights | aten int4pack_mm | aten int8pack_mm | dequantize + F.linear | kernel.py block_mm |
+| (out, in)    | rows | fp32 weights | aten int4pack_mm | aten int8pack_mm | dequantize + F.linear | kernel.py group_mm |
 | (1536, 576)  |   1  |  150 (hot)   |       2090       |       1340       |          970          |    160 (hot)       |
 | (1536, 576)  |   1  |  297 (cold)  |                  |                  |                       |    145 (cold)      |
 | (1536, 576)  |  32  |     950      |      58860       |      27190       |         1870          |        -           |
@@ -20,8 +20,9 @@ fit Q4_0/Q4_1 exactly) have no fast path on AVX2 and lose even to dequantizing o
 int8 values with per-block fp32 scale and zero (1.25 bytes per weight instead of 4; ``w = q * scale + zero`` is
 gguf's own formula, bit-identical to its dequantization), and:
 
-- decode-sized inputs (at most ``kernel.MAX_ROWS`` rows) run kernel.py's AVX2 ``block_mm``, which reads the int8
-  blocks directly: ~2x fp32 speed once the weights are not in cache (a model's weights never are);
+- decode-sized inputs (at most ``kernel.MAX_ROWS`` rows) run kernel.py's AVX2 ``group_mm`` (float activations,
+  the default: transformers' numbers) or ``group_mm_q8`` (``activations="int8"``, llama.cpp's way), which read the
+  int8 blocks directly: ~2x fp32 speed once the weights are not in cache (a model's weights never are);
 - longer inputs (prefill) dequantize (row chunks for a large head) and run an fp32 BLAS matmul;
 - where the kernel cannot be compiled, everything takes the second path (correct, slower).
 ``from_pretrained(..., gguf_dequantize=True)`` gives plain fp32 ``nn.Linear`` weights instead (4 bytes per weight).
