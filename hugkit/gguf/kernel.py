@@ -8,9 +8,11 @@ and accumulate per group: ``y[n] = sum_g scale[n,g] * (x_g . q[n,g]) + zero[n,g]
 
 - ``group_mm``: float activations; the same value as the dequantized matmul up to fp32 rounding order.
 - ``group_mm_q8``: activations quantized to int8 per run of 32 values (llama.cpp's Q8_0), integer dot products
-  (AVX2 ``maddubs``); relative error ~5e-3 against ``group_mm``. Measured at batch 1, 1 thread, per call (a
-  second process running on the other vCPU): (512, 768) int8 33.6 -> 20.5 us, int4 g64 39.5 -> 23.3 us
-  (cache-hot); GPT-2's (50257, 768) head, cold, int4 g64 3983 -> 2794 us.
+  (AVX2 ``maddubs``); relative error ~5e-3 against ``group_mm``. Measured at batch 1, 1 thread, weights cold,
+  medians per call over several runs (this host is noisy): int4 g64 (3072, 768) 235-346 -> 98-148 us, (768, 3072)
+  227-331 -> 86-142 us, GPT-2's (50257, 768) head 3887-5476 -> 1806-2424 us; int8 per channel (3072, 768)
+  222-289 -> 140-186 us, head 3526-4436 -> 1992-2451 us. GPT-2-124M int4 decode went 1.98x -> 2.91x transformers
+  fp32 (bench/quantization.py).
 
 Weight layouts (N output rows, K inputs, groups of ``group_size`` inputs, a multiple of 32):
 
@@ -160,7 +162,6 @@ static void check_weights(const torch::Tensor& q, const torch::Tensor& scale, co
               "zero: float32 (N, K/group) or empty");
 }
 
-// y (M, N) = x (M, K) @ (q * scale + zero)^T with one scale/zero per group of group_size inputs.
 // Output rows per parallel task: at least ~1M weights, so a thread is only woken for work that outlasts the
 // wake-up (measured here: GPT-2 decode at 2 threads was 10% slower than at 1 with 64-row tasks, ~49 calls per token).
 static inline int64_t rows_per_task(int64_t K) { return std::max<int64_t>(64, (int64_t(1) << 20) / K); }
@@ -176,14 +177,23 @@ static torch::Tensor add_bias(torch::Tensor y, const torch::Tensor& bias) {
   return y;
 }
 
-torch::Tensor group_mm(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero, int64_t group_size,
-                       bool nibbles, torch::Tensor bias) {
+// The inputs both matmuls take; returns N, the number of output features.
+static int64_t check_matmul(const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& scale,
+                            const torch::Tensor& zero, int64_t group_size, bool nibbles, const torch::Tensor& bias) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
-  const int64_t M = x.size(0), K = x.size(1);
+  const int64_t K = x.size(1);
   check_weights(q, scale, zero, K, group_size, nibbles);
-  const int64_t N = q.numel() / (nibbles ? K / 2 : K), G = K / group_size;
+  const int64_t N = q.numel() / (nibbles ? K / 2 : K);
   TORCH_CHECK(bias.numel() == 0 || (bias.is_contiguous() && bias.scalar_type() == torch::kFloat && bias.numel() == N),
               "bias: float32 (N,) or empty");
+  return N;
+}
+
+// y (M, N) = x (M, K) @ (q * scale + zero)^T + bias with one scale/zero per group of group_size inputs.
+torch::Tensor group_mm(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero, int64_t group_size,
+                       bool nibbles, torch::Tensor bias) {
+  const int64_t N = check_matmul(x, q, scale, zero, group_size, nibbles, bias);
+  const int64_t M = x.size(0), K = x.size(1), G = K / group_size;
   auto y = torch::empty({M, N}, x.options());
   const bool has_zero = zero.numel() > 0;
   const float* X = x.data_ptr<float>();
@@ -240,8 +250,8 @@ torch::Tensor group_dequant(torch::Tensor q, torch::Tensor scale, torch::Tensor 
 // x is quantized per run of 32 values (each row separately) to int8 with one float scale: xq = round(x / dx),
 // dx = max|x| / 127 (llama.cpp's Q8_0 activations). A run's dot product with 32 weights is then exact integer
 // arithmetic (_mm256_maddubs_epi16: unsigned x signed bytes -> int16 pairs, no saturation since |q| <= 128 and
-// |xq| <= 127), converted to float once per run instead of once per weight, which makes it ~2-3x faster than the
-// float kernel above.
+// |xq| <= 127), converted to float once per run instead of once per weight: 1.2-2.6x faster than the float kernel
+// above per call (measured; see the module docstring).
 static void quantize_activations(const float* X, int8_t* XQ, float* DX, int64_t runs_total) {
   for (int64_t i = 0; i < runs_total; ++i) {
     const float* x = X + i * 32;
@@ -285,6 +295,13 @@ static inline __m256i load32_bytes(const uint8_t* row, int64_t r) {
     return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
   }
   return _mm256_loadu_si256((const __m256i*)(row + r * 32));
+}
+
+static inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_hadd_ps(lo, lo);
+  lo = _mm_hadd_ps(lo, lo);
+  return _mm_cvtss_f32(lo);
 }
 
 template <bool NIBBLES>
@@ -334,11 +351,7 @@ static inline float row_dot_q8(const uint8_t* qn, const float* sn, const int8_t*
     acc0 = _mm256_fmadd_ps(_mm256_set1_ps(s * dx[r]), dot32<NIBBLES>(load32_bytes<NIBBLES>(qn, r), xq + r * 32), acc0);
     if (--left == 0) { left = runs; s = sn[++g]; }
   }
-  const __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  lo = _mm_hadd_ps(lo, lo);
-  lo = _mm_hadd_ps(lo, lo);
-  return _mm_cvtss_f32(lo);
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
 #else
   float total = 0.f;
   for (int64_t r = 0; r < R; ++r) total += sn[r / runs] * dx[r] * (float)idot32_scalar<NIBBLES>(qn, r, xq + r * 32);
@@ -354,10 +367,7 @@ static inline float dot_floats(const float* a, const float* b, int64_t n) {
   if (n >= 8) {
     __m256 acc = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    lo = _mm_hadd_ps(lo, lo);
-    lo = _mm_hadd_ps(lo, lo);
-    total = _mm_cvtss_f32(lo);
+    total = hsum(acc);
   }
 #endif
   for (; i < n; ++i) total += a[i] * b[i];
@@ -368,13 +378,6 @@ static inline float dot_floats(const float* a, const float* b, int64_t n) {
 #define PREFETCH_AHEAD 2048
 #endif
 #if defined(__AVX2__) && defined(__FMA__)
-static inline float hsum(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_hadd_ps(lo, lo);
-  lo = _mm_hadd_ps(lo, lo);
-  return _mm_cvtss_f32(lo);
-}
-
 // int4 nibbles at batch 1, groups of an even number of runs (group_size 64, 128, ...): one 32-byte load holds two
 // runs; its low nibbles are both runs' weights 0..15 and its high nibbles their weights 16..31, so x is laid out to
 // match (xp: per pair of runs, r0 x[0:16], r1 x[0:16], r0 x[16:32], r1 x[16:32]; dxv: r0's scale in lanes 0-3,
@@ -458,12 +461,7 @@ static void row_block_q8(const int8_t* XQ, const float* DX, const float* XS, con
         }
       }
     }
-    for (int64_t m = 0; m < mc; ++m) {
-      __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc[m]), _mm256_extractf128_ps(acc[m], 1));
-      lo = _mm_hadd_ps(lo, lo);
-      lo = _mm_hadd_ps(lo, lo);
-      Y[(m0 + m) * N + n] = _mm_cvtss_f32(lo) + tail[m];
-    }
+    for (int64_t m = 0; m < mc; ++m) Y[(m0 + m) * N + n] = hsum(acc[m]) + tail[m];
 #else
     for (int64_t m = 0; m < mc; ++m)
       Y[(m0 + m) * N + n] = row_dot_q8<NIBBLES>(qn, sn, XQ + (m0 + m) * K, DX + (m0 + m) * R, R, runs) + tail[m];
@@ -474,12 +472,8 @@ static void row_block_q8(const int8_t* XQ, const float* DX, const float* XS, con
 // y (M, N) ~= x (M, K) @ (q * scale + zero)^T with x quantized to int8 per run of 32 (see above).
 torch::Tensor group_mm_q8(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero,
                           int64_t group_size, bool nibbles, torch::Tensor bias) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
-  const int64_t M = x.size(0), K = x.size(1);
-  check_weights(q, scale, zero, K, group_size, nibbles);
-  const int64_t N = q.numel() / (nibbles ? K / 2 : K), G = K / group_size;
-  TORCH_CHECK(bias.numel() == 0 || (bias.is_contiguous() && bias.scalar_type() == torch::kFloat && bias.numel() == N),
-              "bias: float32 (N,) or empty");
+  const int64_t N = check_matmul(x, q, scale, zero, group_size, nibbles, bias);
+  const int64_t M = x.size(0), K = x.size(1), G = K / group_size;
   auto y = torch::empty({M, N}, x.options());
   const bool has_zero = zero.numel() > 0;
   const float* X = x.data_ptr<float>();
@@ -550,6 +544,23 @@ _module = None
 _failed = False
 
 
+_VERSION = 14  # bump when _SOURCE changes: the compiled module is cached by name
+
+
+def compile_kernels(vectorized: bool = True):
+    """Compile _SOURCE (cached per machine by torch's cpp_extension); ``vectorized=False`` builds the portable C++
+    paths that machines without AVX2 run (the tests compare both)."""
+    from torch.utils.cpp_extension import load_inline
+
+    flags = ["-O3", "-ffp-contract=off"]  # dequant: two roundings, exactly as gguf
+    if vectorized and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        flags += ["-mavx2", "-mfma"]
+    return load_inline(
+        name=f"hugkit_gguf_kernels_{_VERSION}{'' if vectorized else '_portable'}", cpp_sources=[_SOURCE + "\n"],
+        functions=["group_mm", "group_mm_q8", "group_dequant"], extra_cflags=flags, verbose=False,
+    )
+
+
 def block_mm_kernel():
     """The compiled module (``group_mm``, ``group_mm_q8``, ``group_dequant``), or None when unavailable
     (logged once)."""
@@ -563,16 +574,8 @@ def block_mm_kernel():
             _failed = True
             return None
         try:
-            from torch.utils.cpp_extension import load_inline
-
             logger.info("Loading the quantized-matmul kernel (compiled once per machine, ~1 minute the first time).")
-            flags = ["-O3", "-ffp-contract=off"]  # dequant: two roundings, exactly as gguf
-            if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-                flags += ["-mavx2", "-mfma"]
-            _module = load_inline(
-                name="hugkit_gguf_kernels_12", cpp_sources=[_SOURCE + "\n"],
-                functions=["group_mm", "group_mm_q8", "group_dequant"], extra_cflags=flags, verbose=False,
-            )
+            _module = compile_kernels()
         except Exception as error:  # no compiler, no headers, ...: the torch fallback is correct, only slower
             _failed = True
             logger.info("Quantized-matmul kernel unavailable (%s: %s); using dequantize + fp32 matmul.",

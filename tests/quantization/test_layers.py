@@ -70,6 +70,25 @@ def test_int8_activation_kernel_odd_group_counts(config, rows):
     torch.testing.assert_close(quantized(x), want, atol=1e-4, rtol=1e-4)
 
 
+@pytest.fixture(scope="module")
+def portable_kernels():
+    """The kernels built without AVX2 (what other CPUs run): compiled once per machine, ~1 minute."""
+    from hugkit.gguf.kernel import compile_kernels
+
+    return compile_kernels(vectorized=False)
+
+
+@pytest.mark.parametrize("config", [Int4WeightOnly(64), Int4WeightOnly(32), Int8WeightOnly(), GGUFQ4_1(),
+                                    Int4WeightOnly(64, activations="float")], ids=str)
+@pytest.mark.parametrize("rows", [1, 3])
+def test_portable_kernels_match_vectorized(portable_kernels, config, rows, monkeypatch):
+    quantized = quantize_layer(_float_linear(in_features=320, out_features=40), config)
+    x = torch.randn(rows, 320)
+    vectorized = quantized(x)
+    monkeypatch.setattr(base_module, "block_mm_kernel", lambda: portable_kernels)
+    torch.testing.assert_close(quantized(x), vectorized, atol=1e-4, rtol=1e-4)
+
+
 def test_int8_activation_kernel_handles_outliers_and_zero_runs():
     """A run of zeros (scale 0) and a run with one huge value: the rounding stays per run of 32."""
     quantized = quantize_layer(_float_linear(), Int4WeightOnly(64))
