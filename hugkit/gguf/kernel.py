@@ -166,10 +166,10 @@ static void check_weights(const torch::Tensor& q, const torch::Tensor& scale, co
 // wake-up (measured here: GPT-2 decode at 2 threads was 10% slower than at 1 with 64-row tasks, ~49 calls per token).
 static inline int64_t rows_per_task(int64_t K) { return std::max<int64_t>(64, (int64_t(1) << 20) / K); }
 
-// y (M, N) += bias (N) when a bias is given (numel 0: none): here rather than as a separate torch op per layer.
+// y (..., N) += bias (N) when a bias is given (numel 0: none): here rather than as a separate torch op per layer.
 static torch::Tensor add_bias(torch::Tensor y, const torch::Tensor& bias) {
   if (bias.numel() == 0) return y;
-  const int64_t M = y.size(0), N = y.size(1);
+  const int64_t N = y.size(-1), M = y.numel() / N;
   float* Y = y.data_ptr<float>();
   const float* B = bias.data_ptr<float>();
   for (int64_t m = 0; m < M; ++m)
@@ -177,11 +177,19 @@ static torch::Tensor add_bias(torch::Tensor y, const torch::Tensor& bias) {
   return y;
 }
 
+// x's shape with the last dimension replaced by N: the matmuls take x as (..., K), rows flattened.
+static std::vector<int64_t> output_shape(const torch::Tensor& x, int64_t N) {
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = N;
+  return shape;
+}
+
 // The inputs both matmuls take; returns N, the number of output features.
 static int64_t check_matmul(const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& scale,
                             const torch::Tensor& zero, int64_t group_size, bool nibbles, const torch::Tensor& bias) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
-  const int64_t K = x.size(1);
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) > 0 && x.scalar_type() == torch::kFloat && x.is_contiguous(),
+              "x: contiguous float32 (..., K)");
+  const int64_t K = x.size(-1);
   check_weights(q, scale, zero, K, group_size, nibbles);
   const int64_t N = q.numel() / (nibbles ? K / 2 : K);
   TORCH_CHECK(bias.numel() == 0 || (bias.is_contiguous() && bias.scalar_type() == torch::kFloat && bias.numel() == N),
@@ -189,12 +197,13 @@ static int64_t check_matmul(const torch::Tensor& x, const torch::Tensor& q, cons
   return N;
 }
 
-// y (M, N) = x (M, K) @ (q * scale + zero)^T + bias with one scale/zero per group of group_size inputs.
+// y (..., N) = x (..., K) @ (q * scale + zero)^T + bias, one scale/zero per group of group_size inputs
+// (M rows: x's leading dimensions flattened).
 torch::Tensor group_mm(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero, int64_t group_size,
                        bool nibbles, torch::Tensor bias) {
   const int64_t N = check_matmul(x, q, scale, zero, group_size, nibbles, bias);
-  const int64_t M = x.size(0), K = x.size(1), G = K / group_size;
-  auto y = torch::empty({M, N}, x.options());
+  const int64_t K = x.size(-1), M = x.numel() / K, G = K / group_size;
+  auto y = torch::empty(output_shape(x, N), x.options());
   const bool has_zero = zero.numel() > 0;
   const float* X = x.data_ptr<float>();
   // Per-group sums of x for the zero term, here rather than as a torch op (a decode step makes ~200 such calls).
@@ -469,12 +478,12 @@ static void row_block_q8(const int8_t* XQ, const float* DX, const float* XS, con
   }
 }
 
-// y (M, N) ~= x (M, K) @ (q * scale + zero)^T with x quantized to int8 per run of 32 (see above).
+// y (..., N) ~= x (..., K) @ (q * scale + zero)^T + bias with x quantized to int8 per run of 32 (see above).
 torch::Tensor group_mm_q8(torch::Tensor x, torch::Tensor q, torch::Tensor scale, torch::Tensor zero,
                           int64_t group_size, bool nibbles, torch::Tensor bias) {
   const int64_t N = check_matmul(x, q, scale, zero, group_size, nibbles, bias);
-  const int64_t M = x.size(0), K = x.size(1), G = K / group_size;
-  auto y = torch::empty({M, N}, x.options());
+  const int64_t K = x.size(-1), M = x.numel() / K, G = K / group_size;
+  auto y = torch::empty(output_shape(x, N), x.options());
   const bool has_zero = zero.numel() > 0;
   const float* X = x.data_ptr<float>();
   std::vector<float> xs(has_zero ? M * G : 0), dx(M * K / 32);
@@ -544,7 +553,7 @@ _module = None
 _failed = False
 
 
-_VERSION = 14  # bump when _SOURCE changes: the compiled module is cached by name
+_VERSION = 15  # bump when _SOURCE changes: the compiled module is cached by name
 
 
 def compile_kernels(vectorized: bool = True):

@@ -188,8 +188,9 @@ class GGUFLinear(QuantizedLinear):
                 self._buffers[name] = getattr(source, name)
         super()._init_buffers(device)
 
-    def _kernel_mm(self, kernel, x2d: torch.Tensor) -> torch.Tensor:
-        return self._group_mm(kernel, x2d, self.qweight, self.zeros, QK, False)
+    def _kernel_mm(self, kernel, x: torch.Tensor) -> torch.Tensor:
+        buffers = self._buffers  # direct reads: see QuantizedLinear._group_mm
+        return self._group_mm(kernel, x, buffers["qweight"], buffers["zeros"], QK, False)
 
     def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
         """Rows ``start:stop`` of the fp32 weight, bit-identical to gguf's own dequantization."""

@@ -41,23 +41,30 @@ class QuantizedLinear(nn.Module):
             self.bias = bias if isinstance(bias, nn.Parameter) else nn.Parameter(bias, requires_grad=False)
 
     # --- to implement -------------------------------------------------------------------------
-    def _kernel_mm(self, kernel, x2d: torch.Tensor) -> torch.Tensor | None:
-        """``x2d @ W^T + bias`` by the decode kernel (``_group_mm``), or None when it cannot take this layer."""
+    def _kernel_mm(self, kernel, x: torch.Tensor) -> torch.Tensor | None:
+        """``x @ W^T + bias`` for a contiguous float32 ``x`` (..., in) by the decode kernel (``_group_mm``), or None
+        when it cannot take this layer."""
         raise NotImplementedError
 
     def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
         raise NotImplementedError
 
     # --- shared -------------------------------------------------------------------------------
-    def _group_mm(self, kernel, x2d: torch.Tensor, q: torch.Tensor, zeros: torch.Tensor, group_size: int,
+    def _group_mm(self, kernel, x: torch.Tensor, q: torch.Tensor, zeros: torch.Tensor, group_size: int,
                   nibbles: bool) -> torch.Tensor:
-        """``x2d @ W^T + bias`` by the decode kernel the scheme's ``activations`` asks for (kernel.py: group_mm_q8
-        or group_mm), which adds a float32 bias itself."""
-        bias = self.bias
-        fused = bias is None or (bias.dtype == torch.float32 and bias.is_contiguous())
-        mm = kernel.group_mm_q8 if getattr(self.quantization, "activations", "float") == "int8" else kernel.group_mm
-        y = mm(x2d, q, self.scales, zeros, group_size, nibbles, bias if fused and bias is not None else NO_BIAS)
-        return y if fused else y + bias.to(y.dtype)
+        """``x @ W^T + bias`` by the decode kernel the scheme's ``activations`` asks for (kernel.py: group_mm_q8
+        or group_mm), which adds a float32 bias itself.
+
+        Called ~200 times per generated token by a small Llama: parameters and buffers are read from their dicts
+        directly (nn.Module.__getattr__ made this wrapper cost more than the kernel itself for small layers).
+        """
+        bias, scales = self._parameters["bias"], self._buffers["scales"]
+        mm = kernel.group_mm_q8 if self.quantization.activations == "int8" else kernel.group_mm
+        if bias is None:
+            return mm(x, q, scales, zeros, group_size, nibbles, NO_BIAS)
+        if bias.dtype == torch.float32 and bias.is_contiguous():
+            return mm(x, q, scales, zeros, group_size, nibbles, bias)
+        return mm(x, q, scales, zeros, group_size, nibbles, NO_BIAS) + bias.to(torch.float32)
 
     def dequantize(self) -> torch.Tensor:
         """The float32 weight (out, in) these quantized values stand for."""
@@ -68,17 +75,18 @@ class QuantizedLinear(nn.Module):
         return self.scales.device.type == "cpu"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"{type(self).__name__} expects inputs with {self.in_features} features in the last "
+        in_features = self.in_features
+        if x.shape[-1] != in_features:
+            raise ValueError(f"{type(self).__name__} expects inputs with {in_features} features in the last "
                              f"dimension, got shape {tuple(x.shape)}.")
         if x.device.type != "cpu":  # CUDA and others: dequantize (row slices of a large layer) + matmul
             return self._prefill(x, None)
-        rows = x.numel() // self.in_features
+        rows = x.numel() // in_features
         kernel = block_mm_kernel()
         if kernel is not None and rows <= MAX_ROWS and x.dtype == torch.float32:
-            y = self._kernel_mm(kernel, x.reshape(rows, self.in_features).contiguous())
-            if y is not None:  # decode: read the packed weights directly (bias included)
-                return y.view(*x.shape[:-1], self.out_features)
+            y = self._kernel_mm(kernel, x.contiguous())  # (..., in) -> (..., out), bias included
+            if y is not None:  # decode: read the packed weights directly
+                return y
         return self._prefill(x, kernel)
 
     def _bias_as(self, x: torch.Tensor) -> torch.Tensor | None:

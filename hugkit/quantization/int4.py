@@ -84,10 +84,11 @@ class Int4Linear(QuantizedLinear):
                    torch.empty(out_features, groups, device=meta), torch.empty(out_features, groups, device=meta),
                    bias, config)
 
-    def _kernel_mm(self, kernel, x2d: torch.Tensor) -> torch.Tensor | None:
-        if self.scales.dtype != torch.float32:
+    def _kernel_mm(self, kernel, x: torch.Tensor) -> torch.Tensor | None:
+        buffers = self._buffers  # direct reads: see QuantizedLinear._group_mm
+        if buffers["scales"].dtype != torch.float32:
             return None
-        return self._group_mm(kernel, x2d, self.qweight, self.zeros, self.group_size, True)
+        return self._group_mm(kernel, x, buffers["qweight"], buffers["zeros"], self.group_size, True)
 
     def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
         q, scales, zeros = self.qweight[start:stop], self.scales[start:stop], self.zeros[start:stop]

@@ -43,12 +43,12 @@ class Int8Linear(QuantizedLinear):
                    torch.empty(out_features, device=meta), bias, config)
 
     def _kernel_ready(self) -> bool:
-        return self.in_features % 32 == 0 and self.scales.dtype == torch.float32
+        return self.in_features % 32 == 0 and self._buffers["scales"].dtype == torch.float32
 
-    def _kernel_mm(self, kernel, x2d: torch.Tensor) -> torch.Tensor | None:
+    def _kernel_mm(self, kernel, x: torch.Tensor) -> torch.Tensor | None:
         if not self._kernel_ready():
             return None
-        return self._group_mm(kernel, x2d, self.qweight, NO_ZERO, self.in_features, False)
+        return self._group_mm(kernel, x, self._buffers["qweight"], NO_ZERO, self.in_features, False)
 
     def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
         q, scales = self.qweight[start:stop], self.scales[start:stop]
