@@ -320,6 +320,12 @@ static inline __m256 dot32(__m256i q, const int8_t* xq) {
                                 : _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
+
+// acc + scale * (run r of a row's weights . the run's 32 quantized inputs)
+template <bool NIBBLES>
+static inline __m256 add_run(__m256 acc, __m256 scale, const uint8_t* qn, const int8_t* xq, int64_t r) {
+  return _mm256_fmadd_ps(scale, dot32<NIBBLES>(load32_bytes<NIBBLES>(qn, r), xq + r * 32), acc);
+}
 #endif
 
 template <bool NIBBLES>
@@ -351,13 +357,13 @@ static inline float row_dot_q8(const uint8_t* qn, const float* sn, const int8_t*
       d[i] = s * dx[r + i];
       if (--left == 0) { left = runs; s = sn[++g]; }  // sn has one spare entry (see callers' padding)
     }
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d[0]), dot32<NIBBLES>(load32_bytes<NIBBLES>(qn, r), xq + r * 32), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d[1]), dot32<NIBBLES>(load32_bytes<NIBBLES>(qn, r + 1), xq + r * 32 + 32), acc1);
-    acc2 = _mm256_fmadd_ps(_mm256_set1_ps(d[2]), dot32<NIBBLES>(load32_bytes<NIBBLES>(qn, r + 2), xq + r * 32 + 64), acc2);
-    acc3 = _mm256_fmadd_ps(_mm256_set1_ps(d[3]), dot32<NIBBLES>(load32_bytes<NIBBLES>(qn, r + 3), xq + r * 32 + 96), acc3);
+    acc0 = add_run<NIBBLES>(acc0, _mm256_set1_ps(d[0]), qn, xq, r);
+    acc1 = add_run<NIBBLES>(acc1, _mm256_set1_ps(d[1]), qn, xq, r + 1);
+    acc2 = add_run<NIBBLES>(acc2, _mm256_set1_ps(d[2]), qn, xq, r + 2);
+    acc3 = add_run<NIBBLES>(acc3, _mm256_set1_ps(d[3]), qn, xq, r + 3);
   }
   for (; r < R; ++r) {
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(s * dx[r]), dot32<NIBBLES>(load32_bytes<NIBBLES>(qn, r), xq + r * 32), acc0);
+    acc0 = add_run<NIBBLES>(acc0, _mm256_set1_ps(s * dx[r]), qn, xq, r);
     if (--left == 0) { left = runs; s = sn[++g]; }
   }
   return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
@@ -403,8 +409,9 @@ static inline float row_dot_q4_pairs(const uint8_t* qn, const float* sn, const i
       _mm_prefetch((const char*)(qn + p * 32 + PREFETCH_AHEAD), _MM_HINT_T0);
       const __m256i w = _mm256_loadu_si256((const __m256i*)(qn + p * 32));
       const __m256i lo = _mm256_and_si256(w, mask), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
-      const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i*)(xp + p * 64))),
-                                             _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i*)(xp + p * 64 + 32))));
+      const __m256i x_lo = _mm256_loadu_si256((const __m256i*)(xp + p * 64));
+      const __m256i x_hi = _mm256_loadu_si256((const __m256i*)(xp + p * 64 + 32));
+      const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x_lo), _mm256_maddubs_epi16(hi, x_hi));
       part = _mm256_fmadd_ps(_mm256_loadu_ps(dxv + p * 8), _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones)), part);
     }
     return _mm256_mul_ps(_mm256_set1_ps(sn[g]), part);
@@ -426,13 +433,12 @@ static inline float row_dot_i8_channel(const uint8_t* qn, const int8_t* xq, cons
   for (; r + 4 <= R; r += 4) {
     _mm_prefetch((const char*)(qn + r * 32 + PREFETCH_AHEAD), _MM_HINT_T0);
     _mm_prefetch((const char*)(qn + r * 32 + 64 + PREFETCH_AHEAD), _MM_HINT_T0);
-    acc[0] = _mm256_fmadd_ps(_mm256_broadcast_ss(dx + r), dot32<false>(load32_bytes<false>(qn, r), xq + r * 32), acc[0]);
-    acc[1] = _mm256_fmadd_ps(_mm256_broadcast_ss(dx + r + 1), dot32<false>(load32_bytes<false>(qn, r + 1), xq + r * 32 + 32), acc[1]);
-    acc[2] = _mm256_fmadd_ps(_mm256_broadcast_ss(dx + r + 2), dot32<false>(load32_bytes<false>(qn, r + 2), xq + r * 32 + 64), acc[2]);
-    acc[3] = _mm256_fmadd_ps(_mm256_broadcast_ss(dx + r + 3), dot32<false>(load32_bytes<false>(qn, r + 3), xq + r * 32 + 96), acc[3]);
+    acc[0] = add_run<false>(acc[0], _mm256_broadcast_ss(dx + r), qn, xq, r);
+    acc[1] = add_run<false>(acc[1], _mm256_broadcast_ss(dx + r + 1), qn, xq, r + 1);
+    acc[2] = add_run<false>(acc[2], _mm256_broadcast_ss(dx + r + 2), qn, xq, r + 2);
+    acc[3] = add_run<false>(acc[3], _mm256_broadcast_ss(dx + r + 3), qn, xq, r + 3);
   }
-  for (; r < R; ++r)
-    acc[0] = _mm256_fmadd_ps(_mm256_broadcast_ss(dx + r), dot32<false>(load32_bytes<false>(qn, r), xq + r * 32), acc[0]);
+  for (; r < R; ++r) acc[0] = add_run<false>(acc[0], _mm256_broadcast_ss(dx + r), qn, xq, r);
   return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 #endif

@@ -17,9 +17,9 @@ but wrecked SmolLM2 (mean next-token KL 14 nats: saturation). Per-tensor activat
 activation outliers do not survive them (SmolLM2 KL 1.4 nats even with 7 bits): use int8/int4 weight-only there.
 
 Decode-sized inputs (at most kernel.MAX_ROWS rows) run Int8WeightOnly's int8-activation kernel on the same
-weights (faster there, and more exact: activations rounded per 32 values, not per tensor). The fbgemm-packed copy of the weight (another byte per
-weight) is built on the first batched call. Off the CPU, or where torch lacks the quantized engine, the layer
-behaves as Int8Linear. torch marks its quantized tensor types deprecated (a warning on creation); hugkit silences
+weights (faster there, and more exact: activations rounded per 32 values, not per tensor). The fbgemm-packed copy
+of the weight (another byte per weight) is built on the first batched call. Off the CPU, or where torch lacks the
+quantized engine, the layer behaves as Int8Linear. torch marks its quantized tensor types deprecated (a warning on creation); hugkit silences
 that warning at the one place it builds one and falls back to Int8Linear's path if they are removed.
 """
 
