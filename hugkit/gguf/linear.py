@@ -17,8 +17,8 @@ Kernel choice, measured here (2 vCPU Zen 3, AVX2 only, 1 thread, nice'd next to 
 
 torch's own int4/int8 CPU kernels (``aten._weight_int4pack_mm_for_cpu``, whose ``(q - 8) * scale + zero`` groups
 fit Q4_0/Q4_1 exactly) have no fast path on AVX2 and lose even to dequantizing on the fly. So blocks are stored as
-int8 values with per-block fp32 scale and zero (1.25 bytes per weight instead of 4; ``w = q * scale + zero`` is
-gguf's own formula, bit-identical to its dequantization), and:
+Q4_0/Q4_1 nibbles packed two per byte, or Q8_0 int8 values, with a per-block fp32 scale and zero (0.75 / 1.25 bytes
+per weight instead of 4; ``w = q * scale + zero`` is bit-identical to gguf's dequantization), and:
 
 - decode-sized inputs (at most ``kernel.MAX_ROWS`` rows) run kernel.py's AVX2 ``group_mm`` (float activations,
   the default: transformers' numbers) or ``group_mm_q8`` (``activations="int8"``, llama.cpp's way), which read the
@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from ..quantization.base import QuantizedLinear
+from ..quantization.int4 import pack_nibbles, unpack_nibbles
 
 QK = 32  # weights per block, for all three formats
 BLOCK_BYTES = {"Q4_0": 18, "Q4_1": 20, "Q8_0": 34}
@@ -116,10 +117,36 @@ def quantize_blocks(weight: torch.Tensor, kind: str):
     return q.contiguous(), d.half().float(), zero
 
 
-def _block_buffers(out_features: int, in_features: int, device: torch.device):
+NIBBLE_KINDS = ("Q4_0", "Q4_1")  # kept as packed nibbles in memory and on disk
+
+
+def block_storage(q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, kind: str):
+    """Unpacked blocks (``unpack_blocks`` / ``quantize_blocks``) -> the layout GGUFLinear and GGUFEmbedding hold:
+    Q8_0 as int8 values (out, in/32, 32); Q4_0 and Q4_1 as nibbles packed two per byte, (out, in/2) uint8 in GGUF's
+    order (hugkit.quantization.int4's layout), so they take half a byte per weight, not one. Q4_0's ``q - 8`` offset
+    moves into its zero (``-8 * d``): ``q * d + (-8 * d)`` equals ``(q - 8) * d`` exactly (small integer multiples
+    of an f16 scale), so the weights stay bit-identical to gguf's dequantization."""
+    if kind not in NIBBLE_KINDS:
+        return q, scales, zeros
+    values = q.reshape(q.shape[0], -1)
+    if kind == "Q4_0":
+        values, zeros = values + 8, scales * -8
+    return pack_nibbles(values), scales, zeros
+
+
+def _block_values(q: torch.Tensor, kind: str) -> torch.Tensor:
+    """Stored blocks (any leading rows) -> their integer values as (rows, in/32, 32), ready for ``* scale + zero``."""
+    values = unpack_nibbles(q) if kind in NIBBLE_KINDS else q
+    return values.reshape(q.shape[0], -1, QK)
+
+
+def _block_buffers(out_features: int, in_features: int, device: torch.device, kind: str):
     shape = (out_features, in_features // QK)
-    return (torch.empty(*shape, QK, dtype=torch.int8, device=device), torch.empty(*shape, 1, device=device),
-            torch.empty(*shape, 1, device=device))
+    if kind in NIBBLE_KINDS:
+        q = torch.empty(out_features, in_features // 2, dtype=torch.uint8, device=device)
+    else:
+        q = torch.empty(*shape, QK, dtype=torch.int8, device=device)
+    return q, torch.empty(*shape, 1, device=device), torch.empty(*shape, 1, device=device)
 
 
 def dequantize_blocks(raw, kind: str, out_features: int, in_features: int) -> torch.Tensor:
@@ -131,7 +158,8 @@ def dequantize_blocks(raw, kind: str, out_features: int, in_features: int) -> to
 class GGUFLinear(QuantizedLinear):
     """A linear layer whose weight stays quantized (Q4_0, Q4_1 or Q8_0 blocks).
 
-    Buffers ``qweight`` (int8, (out, in/32, 32)), ``scales`` and ``zeros`` (float32, (out, in/32, 1)).
+    Buffers ``qweight`` (``block_storage``: Q8_0 int8 (out, in/32, 32), Q4_0/Q4_1 packed nibbles uint8 (out, in/2)),
+    ``scales`` and ``zeros`` (float32, (out, in/32, 1)).
     A tied head shares these buffers with its :class:`GGUFEmbedding`. ``bias`` is an optional float parameter
     (Qwen2's q/k/v and GPT-2's projections have one; the loader sets it when the file has one).
     A head tied to the embedding (``tied_to``) holds non-persistent views of the embedding's buffers.
@@ -145,7 +173,7 @@ class GGUFLinear(QuantizedLinear):
         from ..quantization.config import SCHEMES
 
         super().__init__(in_features, out_features, bias, config or SCHEMES[kind.lower()]())
-        self.kind = kind
+        self.kind, self.nibbles = kind, kind in NIBBLE_KINDS
         self.register_buffer("qweight", q, persistent=persistent)
         self.register_buffer("scales", scales, persistent=persistent)
         self.register_buffer("zeros", zeros, persistent=persistent)
@@ -153,19 +181,21 @@ class GGUFLinear(QuantizedLinear):
 
     @classmethod
     def from_raw(cls, raw, kind: str, out_features: int, in_features: int) -> "GGUFLinear":
-        return cls(in_features, out_features, kind, *unpack_blocks(raw, kind, out_features, in_features))
+        return cls(in_features, out_features, kind,
+                   *block_storage(*unpack_blocks(raw, kind, out_features, in_features), kind))
 
     @classmethod
     def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None, config) -> "GGUFLinear":
         """Quantize a float (out, in) weight into ``config.kind`` blocks (``hugkit.GGUFQ4_1()`` etc.)."""
         out_features, in_features = weight.shape
-        return cls(in_features, out_features, config.kind, *quantize_blocks(weight, config.kind), bias, config=config)
+        return cls(in_features, out_features, config.kind, *block_storage(*quantize_blocks(weight, config.kind), config.kind),
+                   bias, config=config)
 
     @classmethod
     def empty(cls, in_features: int, out_features: int, bias: torch.Tensor | None, config) -> "GGUFLinear":
         """The layer's structure on the meta device, for a saved checkpoint to fill."""
         return cls(in_features, out_features, config.kind,
-                   *_block_buffers(out_features, in_features, torch.device("meta")), bias, config=config)
+                   *_block_buffers(out_features, in_features, torch.device("meta"), config.kind), bias, config=config)
 
     @classmethod
     def tied_to(cls, embedding: "GGUFEmbedding", activations: str = "float") -> "GGUFLinear":
@@ -190,14 +220,14 @@ class GGUFLinear(QuantizedLinear):
 
     def _kernel_mm(self, kernel, x: torch.Tensor) -> torch.Tensor:
         buffers = self._buffers  # direct reads: see QuantizedLinear._group_mm
-        return self._group_mm(kernel, x, buffers["qweight"], buffers["zeros"], QK, False)
+        return self._group_mm(kernel, x, buffers["qweight"], buffers["zeros"], QK, self.nibbles)
 
     def _dequantize_rows(self, start: int, stop: int, kernel) -> torch.Tensor:
         """Rows ``start:stop`` of the fp32 weight, bit-identical to gguf's own dequantization."""
         q, scales, zeros = self.qweight[start:stop], self.scales[start:stop], self.zeros[start:stop]
         if kernel is not None:
-            return kernel.group_dequant(q, scales, zeros, self.in_features, QK, False)
-        return (q * scales + zeros).view(stop - start, self.in_features)
+            return kernel.group_dequant(q, scales, zeros, self.in_features, QK, self.nibbles)
+        return (_block_values(q, self.kind) * scales + zeros).view(stop - start, self.in_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, kind={self.kind}"
@@ -219,7 +249,8 @@ class GGUFEmbedding(nn.Module):
     @classmethod
     def empty(cls, num_embeddings: int, embedding_dim: int, kind: str) -> "GGUFEmbedding":
         """The table's structure on the meta device, for a saved checkpoint to fill."""
-        return cls(num_embeddings, embedding_dim, kind, *_block_buffers(num_embeddings, embedding_dim, torch.device("meta")))
+        return cls(num_embeddings, embedding_dim, kind,
+                   *_block_buffers(num_embeddings, embedding_dim, torch.device("meta"), kind))
 
     @property
     def quantization(self):
@@ -229,13 +260,14 @@ class GGUFEmbedding(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         ids = input_ids.reshape(-1)
-        rows = self.qweight[ids] * self.scales[ids] + self.zeros[ids]
+        rows = _block_values(self.qweight[ids], self.kind) * self.scales[ids] + self.zeros[ids]
         return rows.reshape(*input_ids.shape, self.embedding_dim)
 
     @property
     def weight(self) -> torch.Tensor:
         """The full fp32 table, built on demand (for inspection; the forward pass never builds it)."""
-        return (self.qweight * self.scales + self.zeros).view(self.num_embeddings, self.embedding_dim)
+        values = _block_values(self.qweight, self.kind)
+        return (values * self.scales + self.zeros).view(self.num_embeddings, self.embedding_dim)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, kind={self.kind}"

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..config import HUB_KWARGS
-from .linear import BLOCK_BYTES, GGUFEmbedding, GGUFLinear, unpack_blocks
+from .linear import BLOCK_BYTES, GGUFEmbedding, GGUFLinear, block_storage, unpack_blocks
 from .reader import gguf_config_dict, gguf_path, import_gguf, open_gguf
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def load_gguf_model(
         ):
             if (out_features, in_features) != target_shape:
                 raise ValueError(f"GGUF tensor {tensor.name} has shape {(out_features, in_features)}, model expects {target_shape}.")
-            q, scales, zeros = unpack_blocks(raw, kind, out_features, in_features)
+            q, scales, zeros = block_storage(*unpack_blocks(raw, kind, out_features, in_features), kind)
             parent, child = _owner(model, name.rsplit(".", 1)[0])
             if isinstance(owner, nn.Embedding):
                 module = GGUFEmbedding(out_features, in_features, kind, q, scales, zeros)

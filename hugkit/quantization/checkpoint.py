@@ -44,6 +44,10 @@ from .quantize import (
 logger = logging.getLogger(__name__)
 
 
+# 2: GGUF Q4_0/Q4_1 blocks stored as packed nibbles (format 1, before 2026-11-28, stored them as int8 values)
+FORMAT = 2
+
+
 # --- saving ------------------------------------------------------------------------------------------
 def _tied_heads(model: nn.Module) -> dict[str, str]:
     """GGUF heads sharing an embedding's blocks: {head name: embedding name}."""
@@ -80,7 +84,7 @@ def describe(model: nn.Module) -> dict[str, Any] | None:
     exceptions.update({name: {"tied_to": source} for name, source in tied.items()})
     return {"quant_method": QUANT_METHOD, **main.to_dict(),
             "modules_to_not_convert": [name for name, _ in linear_layers(model)],
-            "module_schemes": exceptions}
+            "module_schemes": exceptions, "format": FORMAT}
 
 
 def state_for_saving(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -100,6 +104,11 @@ def build_quantized_structure(model: nn.Module, saved: dict[str, Any]) -> None:
     main = resolve_quantization(saved)
     keep_float = set(saved.get("modules_to_not_convert") or [])
     exceptions: dict[str, dict] = saved.get("module_schemes") or {}
+    schemes = {saved.get("scheme"), *(spec.get("scheme") for spec in exceptions.values())}
+    if saved.get("format", 1) < 2 and schemes & {"q4_0", "q4_1"}:
+        raise ValueError("This checkpoint was saved by an earlier hugkit that stored GGUF Q4_0/Q4_1 blocks unpacked "
+                         "(quantization_config without \"format\": 2); this version keeps them as packed nibbles. "
+                         "Load the GGUF file (or the float checkpoint with quantization=) and save it again.")
     for name, module in list(linear_layers(model)):
         spec = exceptions.get(name)
         if name in keep_float or (spec and "tied_to" in spec):

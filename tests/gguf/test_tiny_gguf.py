@@ -82,7 +82,10 @@ def test_block_formats_exact(kind):
     reference = torch.from_numpy(gguf.quants.dequantize(raw, T[kind]).astype(np.float32))
     assert torch.equal(dequantize_blocks(raw, kind, 48, 96), reference)  # bit-identical weights
     linear = GGUFLinear.from_raw(raw, kind, 48, 96)
-    assert linear.qweight.dtype == torch.int8 and linear.weight_bytes < values.nbytes / 3 + 1
+    if kind == "Q8_0":
+        assert linear.qweight.dtype == torch.int8 and linear.weight_bytes < values.nbytes / 3 + 1
+    else:  # two 4-bit values per byte (+ a float32 scale and zero per 32): 0.75 bytes per weight
+        assert linear.qweight.shape == (48, 48) and linear.weight_bytes == 48 * 96 * 3 // 4
     x = torch.randn(20, 96)
     torch.testing.assert_close(linear(x), x @ reference.T, rtol=0, atol=1e-5)  # prefill: dequantize + matmul
     for rows in (1, 3, 9):  # decode sizes: the int8 block kernel (kernel.py) when it compiled, else the same fallback

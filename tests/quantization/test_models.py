@@ -168,3 +168,17 @@ def test_bad_input(checkpoints, tmp_path):
         model.lm_head(torch.randn(2, 65))
     with pytest.raises(ValueError, match="call hugkit.quantize_"):
         hugkit.pipeline("text-generation", model=model, tokenizer=object(), quantization="int8")
+
+
+def test_gguf_q4_blocks_saved_as_nibbles_and_old_format_refused(checkpoints, tmp_path):
+    auto, folder, _ = checkpoints["llama"]
+    model = quantize_(auto.from_pretrained(folder), hugkit.GGUFQ4_1())
+    assert model.lm_head.qweight.dtype == torch.uint8 and model.lm_head.qweight.shape == (100, 32)  # 2 per byte
+    model.save_pretrained(tmp_path)
+    config_path = tmp_path / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["quantization_config"]["format"] == 2
+    del config["quantization_config"]["format"]  # as an earlier hugkit wrote it (blocks unpacked)
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="stored GGUF Q4_0/Q4_1 blocks unpacked.*save it again"):
+        auto.from_pretrained(tmp_path)
