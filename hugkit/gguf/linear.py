@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from ..quantization.base import QuantizedLinear
-from ..quantization.int4 import pack_nibbles, unpack_nibbles
+from ..quantization.int4 import pack_nibbles
 
 QK = 32  # weights per block, for all three formats
 BLOCK_BYTES = {"Q4_0": 18, "Q4_1": 20, "Q8_0": 34}
@@ -135,9 +135,11 @@ def block_storage(q: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, ki
 
 
 def _block_values(q: torch.Tensor, kind: str) -> torch.Tensor:
-    """Stored blocks (any leading rows) -> their integer values as (rows, in/32, 32), ready for ``* scale + zero``."""
-    values = unpack_nibbles(q) if kind in NIBBLE_KINDS else q
-    return values.reshape(q.shape[0], -1, QK)
+    """Stored blocks of some rows -> their integer values as (rows, in/32, 32), ready for ``* scale + zero``."""
+    if kind not in NIBBLE_KINDS:
+        return q
+    runs = q.reshape(q.shape[0], q.shape[1] // 16, 16)  # 16 bytes = 32 weights: j low, j + 16 high nibble
+    return torch.cat([runs & 0x0F, runs >> 4], dim=-1)
 
 
 def _block_buffers(out_features: int, in_features: int, device: torch.device, kind: str):
