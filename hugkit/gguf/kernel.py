@@ -348,14 +348,18 @@ static inline float row_dot_q8(const uint8_t* qn, const float* sn, const int8_t*
                                int64_t runs) {
 #if defined(__AVX2__) && defined(__FMA__)
   __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  const int64_t G = R / runs;
   int64_t g = 0, left = runs;
   float s = sn[0];
+  auto next_run = [&]() {  // the scale of the run after this one
+    if (--left == 0) { left = runs; if (++g < G) s = sn[g]; }
+  };
   float d[4];
   int64_t r = 0;
   for (; r + 4 <= R; r += 4) {
     for (int i = 0; i < 4; ++i) {
       d[i] = s * dx[r + i];
-      if (--left == 0) { left = runs; s = sn[++g]; }  // sn has one spare entry (see callers' padding)
+      next_run();
     }
     acc0 = add_run<NIBBLES>(acc0, _mm256_set1_ps(d[0]), qn, xq, r);
     acc1 = add_run<NIBBLES>(acc1, _mm256_set1_ps(d[1]), qn, xq, r + 1);
@@ -364,7 +368,7 @@ static inline float row_dot_q8(const uint8_t* qn, const float* sn, const int8_t*
   }
   for (; r < R; ++r) {
     acc0 = add_run<NIBBLES>(acc0, _mm256_set1_ps(s * dx[r]), qn, xq, r);
-    if (--left == 0) { left = runs; s = sn[++g]; }
+    next_run();
   }
   return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
 #else
@@ -449,16 +453,12 @@ static void row_block_q8(const int8_t* XQ, const float* DX, const float* XS, con
                          const float* Z, float* Y, int64_t K, int64_t N, int64_t GS, int64_t n0, int64_t n1,
                          int64_t m0, int64_t mc) {
   const int64_t G = K / GS, runs = GS / 32, R = K / 32, row_bytes = NIBBLES ? K / 2 : K;
-  std::vector<float> scales(G + 1, 0.f);  // + 1: row_dot_q8 reads one past the last group
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* qn = Q + n * row_bytes;
-    const float* zn = Z ? Z + n * G : nullptr;
-    std::copy(S + n * G, S + (n + 1) * G, scales.begin());
-    const float* sn = scales.data();
+    const float* sn = S + n * G;
     float tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    if (zn)
-      for (int64_t m = 0; m < mc; ++m)
-        for (int64_t g = 0; g < G; ++g) tail[m] += zn[g] * XS[(m0 + m) * G + g];
+    if (Z)
+      for (int64_t m = 0; m < mc; ++m) tail[m] = dot_floats(Z + n * G, XS + (m0 + m) * G, G);
     if (mc == 1) {
       Y[m0 * N + n] = row_dot_q8<NIBBLES>(qn, sn, XQ + m0 * K, DX + m0 * R, R, runs) + tail[0];
       continue;

@@ -19,7 +19,7 @@ Here:
    share one sum. One shot: every layer sees the float model's inputs, not those of already-quantized layers
    (measured on MiniLM, quantizing layer by layer on the quantized model's own inputs gained < 0.001 cosine).
 2. quantize: GPTQ into exactly the formats RTN writes (Int4Linear groups: a group's scale/zero is chosen, with
-   int4.quantize_groups' clip search, when its first column is reached, from the already-updated weights;
+   int4.fit_groups' clip search, when its first column is reached, from the already-updated weights;
    Int8Linear: RTN's per-row scales), so a calibrated model saves and loads like any other.
 
 Measured (all-MiniLM-L6-v2, sentence-embedding cosine to fp32 over the 8 sentences of
@@ -43,8 +43,8 @@ import torch
 from torch import nn
 
 from .config import Int4WeightOnly, Int8WeightOnly, QuantizationConfig
-from .int4 import Int4Linear, pack_nibbles, quantize_groups
-from .int8 import Int8Linear
+from .int4 import Int4Linear, fit_groups, pack_nibbles
+from .int8 import Int8Linear, channel_scales
 
 logger = logging.getLogger(__name__)
 
@@ -209,9 +209,9 @@ class _Grid:
     def fit(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scale and zero (rows,) for a (rows, group_size) slice, chosen as round-to-nearest would."""
         if self.int4:
-            _, scales, zeros = quantize_groups(weights, self.group_size)
+            _, scales, zeros = fit_groups(weights, self.group_size)
             return scales[:, 0], zeros[:, 0]
-        scales = (weights.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
+        scales = channel_scales(weights)
         return scales, torch.zeros_like(scales)
 
     def round(self, w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:

@@ -16,9 +16,14 @@ from .config import Int8WeightOnly, QuantizationConfig
 def quantize_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(out, in) float -> (int8 values, float32 scale per row) with ``weight ~= q * scale[:, None]``."""
     weight = weight.detach().float()
-    scales = (weight.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
+    scales = channel_scales(weight)
     q = torch.round(weight / scales[:, None]).clamp_(-127, 127).to(torch.int8).contiguous()
     return q, scales
+
+
+def channel_scales(weight: torch.Tensor) -> torch.Tensor:
+    """One symmetric int8 scale per row: max |w| / 127 (never 0, so an all-zero row quantizes to zeros)."""
+    return (weight.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
 
 
 class Int8Linear(QuantizedLinear):
