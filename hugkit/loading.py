@@ -20,9 +20,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
-SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 PT_WEIGHTS_NAME = "pytorch_model.bin"
-PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 
 _SAFETENSORS_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -36,29 +34,39 @@ class CorruptCheckpointError(ValueError):
     """A weights file exists but cannot be read: truncated, corrupted, or not the format its name says."""
 
 
-def _with_variant(name: str, variant: str | None) -> str:
+def with_variant(name: str, variant: str | None) -> str:
+    """``model.safetensors`` -> ``model.fp16.safetensors``: the variant goes before the last suffix, as transformers
+    and diffusers name them (an index becomes ``model.safetensors.index.fp16.json``)."""
     if not variant:
         return name
-    stem, dot, ext = name.partition(".")
+    stem, _, ext = name.rpartition(".")
     return f"{stem}.{variant}.{ext}"
 
 
-def find_weight_files(folder: Path, *, variant: str | None = None, use_safetensors: bool | None = None) -> list[Path]:
-    """The checkpoint files in ``folder``, preferring safetensors, following a shard index when there is one."""
+def find_weight_files(
+    folder: Path,
+    *,
+    variant: str | None = None,
+    use_safetensors: bool | None = None,
+    names: tuple[str, str] = (SAFE_WEIGHTS_NAME, PT_WEIGHTS_NAME),
+) -> list[Path]:
+    """The checkpoint files in ``folder``, preferring safetensors, following a shard index when there is one.
+    ``names`` are the (safetensors, pickle) file names: diffusers components use ``diffusion_pytorch_model.*``."""
+    safe_name, pt_name = names
     candidates = []
     if use_safetensors is not False:
-        candidates += [SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME]
+        candidates += [safe_name, safe_name + ".index.json"]
     if not use_safetensors:
-        candidates += [PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME]
+        candidates += [pt_name, pt_name + ".index.json"]
     for name in candidates:
-        path = folder / _with_variant(name, variant)
+        path = folder / with_variant(name, variant)
         if not path.is_file():
             continue
         if name.endswith(".index.json"):
             return _shards_from_index(path)
         return [path]
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-    wanted = " or ".join(_with_variant(n, variant) for n in candidates)
+    wanted = " or ".join(with_variant(n, variant) for n in candidates)
     raise FileNotFoundError(
         f"No model weights found in {folder}: expected {wanted}. Files there: {present or 'none'}. "
         "Re-download the checkpoint, or save it with save_pretrained."
@@ -181,8 +189,16 @@ def _parse_size(size: int | str) -> int:
     return int(text)
 
 
-def save_safetensors(state: dict[str, torch.Tensor], folder: Path, *, max_shard_size: int | str = "5GB") -> list[Path]:
-    """Write ``state`` as model.safetensors, or shards plus an index when it exceeds ``max_shard_size``."""
+def save_safetensors(
+    state: dict[str, torch.Tensor],
+    folder: Path,
+    *,
+    max_shard_size: int | str = "5GB",
+    weights_name: str = SAFE_WEIGHTS_NAME,
+    variant: str | None = None,
+) -> list[Path]:
+    """Write ``state`` as ``weights_name`` (model.safetensors), or shards plus an index when it exceeds
+    ``max_shard_size``; a ``variant`` ("fp16") goes into every file name as transformers and diffusers write it."""
     from safetensors.torch import save_file
 
     limit = _parse_size(max_shard_size)
@@ -197,16 +213,17 @@ def save_safetensors(state: dict[str, torch.Tensor], folder: Path, *, max_shard_
         shard_bytes += nbytes
     metadata = {"format": "pt"}
     if len(shards) == 1:
-        path = folder / SAFE_WEIGHTS_NAME
+        path = folder / with_variant(weights_name, variant)
         save_file(shards[0], os.fspath(path), metadata=metadata)
         return [path]
+    stem = weights_name.removesuffix(".safetensors")
     paths, weight_map = [], {}
     for number, shard in enumerate(shards, start=1):
-        path = folder / f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        path = folder / with_variant(f"{stem}-{number:05d}-of-{len(shards):05d}.safetensors", variant)
         save_file(shard, os.fspath(path), metadata=metadata)
         paths.append(path)
         weight_map.update({name: path.name for name in shard})
     total = sum(t.numel() * t.element_size() for t in state.values())
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    (folder / SAFE_WEIGHTS_INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True))
+    (folder / with_variant(weights_name + ".index.json", variant)).write_text(json.dumps(index, indent=2, sort_keys=True))
     return paths

@@ -301,14 +301,7 @@ class PreTrainedModel(nn.Module):
             _assign(self, key, fresh)
 
     def _materialize_leftovers(self, device: torch.device) -> None:
-        """Non-persistent buffers are built on meta like everything else; modules recreate them here."""
-        for module in self.modules():
-            init = getattr(module, "_init_buffers", None)
-            if init is not None:
-                init(device)
-        still_meta = [n for n, t in [*self.named_parameters(), *self.named_buffers()] if t.is_meta]
-        if still_meta:
-            raise RuntimeError(f"Internal error: {type(self).__name__} left tensors on the meta device: {still_meta}")
+        materialize_leftovers(self, device)
 
     # --- saving ----------------------------------------------------------------------------------
     def save_pretrained(
@@ -351,6 +344,17 @@ def _no_weight_init():
     finally:
         for name, function in saved.items():
             setattr(nn.init, name, function)
+
+
+def materialize_leftovers(model: nn.Module, device: torch.device) -> None:
+    """Non-persistent buffers are built on meta like everything else; modules recreate them in ``_init_buffers``."""
+    for module in model.modules():
+        init = getattr(module, "_init_buffers", None)
+        if init is not None:
+            init(device)
+    still_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if still_meta:
+        raise RuntimeError(f"Internal error: {type(model).__name__} left tensors on the meta device: {still_meta}")
 
 
 def _rebuild_surgery(model: nn.Module) -> None:

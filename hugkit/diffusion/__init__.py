@@ -1,0 +1,1 @@
+"""Image generation with diffusers' programming model: DiffusionPipeline, its components and schedulers."""

@@ -1,0 +1,1 @@
+"""Diffusion model components (UNet, VAE) with diffusers' config fields and weight names."""
