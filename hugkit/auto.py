@@ -51,6 +51,9 @@ MODEL_TABLE: dict[str, tuple[str, str, dict[str, str]]] = {
         "sequence-classification": "BartForSequenceClassification",
         "seq2seq-lm": "BartForConditionalGeneration",
     }),
+    "clip": ("clip", "CLIPConfig", {"base": "CLIPModel"}),
+    "clip_text_model": ("clip", "CLIPTextConfig", {"base": "CLIPTextModel"}),
+    "clip_vision_model": ("clip", "CLIPVisionConfig", {"base": "CLIPVisionModel"}),
     "deberta-v2": ("deberta_v2", "DebertaV2Config", {
         "base": "DebertaV2Model",
         "sequence-classification": "DebertaV2ForSequenceClassification",

@@ -5,6 +5,7 @@ Examples::
     hugkit sentiment-analysis "I love this!"
     cat reviews.txt | hugkit text-classification --model ./my-model --batch-size 32
     hugkit feature-extraction --model ./minilm --kwargs '{"return_tensors": false}' "hello"
+    hugkit text-to-image --model ./stable-diffusion-v1-5 "a red fox in the snow" -o fox.png --steps 25 --seed 0
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a hugkit pipeline. Inputs come from the arguments, or one per line on stdin; "
         "each result is printed as one JSON line.",
     )
-    parser.add_argument("task", help=f"one of: {', '.join(SUPPORTED_TASKS)}")
+    parser.add_argument("task", help=f"one of: {', '.join(SUPPORTED_TASKS)}, text-to-image (see hugkit text-to-image -h)")
     parser.add_argument("inputs", nargs="*", help="texts to process (default: read lines from stdin)")
     parser.add_argument("--model", "-m", default=None, help="checkpoint folder or hub id (default: the task's default)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder or id (default: the model's)")
@@ -43,7 +44,83 @@ def _stdin_lines() -> Iterator[str]:
             yield line
 
 
+# Short scheduler names for the command line -> (class name, extra config).
+SCHEDULER_ALIASES = {
+    "ddim": ("DDIMScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+    "pndm": ("PNDMScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler-a": ("EulerAncestralDiscreteScheduler", {}),
+    "dpm++": ("DPMSolverMultistepScheduler", {}),
+    "dpm++-karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "dpm++-sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "lcm": ("LCMScheduler", {}),
+}
+
+
+def _text_to_image_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hugkit text-to-image", description="Generate images with a Stable Diffusion pipeline folder.")
+    parser.add_argument("prompt", help="what to draw")
+    parser.add_argument("--model", "-m", required=True, help="a diffusers pipeline folder (model_index.json) or hub id")
+    parser.add_argument("--output", "-o", default="out.png", help="image file to write (several images: out-1.png, ...)")
+    parser.add_argument("--negative-prompt", default=None, help="what to steer away from")
+    parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    parser.add_argument("--guidance-scale", type=float, default=7.5, help="classifier-free guidance (default 7.5)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed, for the same image every time")
+    parser.add_argument("--scheduler", default=None, help=f"one of: {', '.join(SCHEDULER_ALIASES)} (default: the model's)")
+    parser.add_argument("--height", type=int, default=None, help="image height in pixels (a multiple of 8)")
+    parser.add_argument("--width", type=int, default=None, help="image width in pixels (a multiple of 8)")
+    parser.add_argument("--num-images", type=int, default=1, help="images to generate")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: cpu)")
+    parser.add_argument("--dtype", default=None, help="float32 (default), float16 or bfloat16")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log what hugkit does to stderr")
+    return parser
+
+
+def text_to_image(argv: list[str]) -> int:
+    args = _text_to_image_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.scheduler is not None and args.scheduler not in SCHEDULER_ALIASES:
+        print(f"hugkit: error: unknown scheduler {args.scheduler!r}; choose one of: {', '.join(SCHEDULER_ALIASES)}", file=sys.stderr)
+        return 2
+    import torch
+
+    from .diffusion.pipeline_utils import DiffusionPipeline
+    from .diffusion.registry import find_component_class
+    from .modeling_utils import to_torch_dtype
+
+    try:
+        pipe = DiffusionPipeline.from_pretrained(args.model, torch_dtype=to_torch_dtype(args.dtype), device=args.device)
+        if args.scheduler is not None:
+            name, extra = SCHEDULER_ALIASES[args.scheduler]
+            pipe.scheduler = find_component_class(name).from_config(pipe.scheduler.config, **extra)
+        generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
+        images = pipe(
+            args.prompt, negative_prompt=args.negative_prompt, num_inference_steps=args.steps,
+            guidance_scale=args.guidance_scale, height=args.height, width=args.width,
+            num_images_per_prompt=args.num_images, generator=generator,
+        ).images
+        paths = [args.output] if len(images) == 1 else [_numbered(args.output, i + 1) for i in range(len(images))]
+        for image, path in zip(images, paths):
+            image.save(path)
+            sys.stdout.write(json.dumps({"image": path}) + "\n")
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        print(f"hugkit: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _numbered(path: str, number: int) -> str:
+    stem, dot, ext = path.rpartition(".")
+    return f"{stem}-{number}.{ext}" if dot else f"{path}-{number}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "text-to-image":
+        return text_to_image(argv[1:])
     args = _parser().parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

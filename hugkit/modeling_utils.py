@@ -191,9 +191,11 @@ class PreTrainedModel(nn.Module):
         device: torch.device,
         ignore_mismatched_sizes: bool = False,
         on_weight_loaded: Any = None,
+        tensors: Any = None,
     ) -> None:
         """Fill this (meta-device) model from checkpoint files, with strict key accounting.
-        ``on_weight_loaded(key)`` runs after each assignment (quantize-on-load)."""
+        ``on_weight_loaded(key)`` runs after each assignment (quantize-on-load). ``tensors`` ((name, tensor)
+        pairs, e.g. a converted single-file checkpoint) are used instead of reading ``files``."""
         expected = dict(self.named_parameters(remove_duplicate=False))
         expected.update((name, buf) for name, buf in self.named_buffers() if _is_persistent(self, name))
         tied_targets = set(self._tied_weights_keys) if getattr(self.config, "tie_word_embeddings", True) else set()
@@ -223,7 +225,8 @@ class PreTrainedModel(nn.Module):
                 return True
             return False
 
-        for raw_key, tensor in iter_checkpoint(files, dtype, skip=beyond_kept_layers):
+        source = iter_checkpoint(files, dtype, skip=beyond_kept_layers) if tensors is None else tensors
+        for raw_key, tensor in source:
             key, in_base = model_key(raw_key)
             if key is None:
                 if any(re.search(p, raw_key) for p in self._keys_to_ignore_on_load_unexpected):
@@ -270,7 +273,7 @@ class PreTrainedModel(nn.Module):
         if missing_base:
             problems.append(f"missing keys (not in the checkpoint): {_short_list(missing_base)}")
         if problems:
-            names = ", ".join(str(f) for f in files)
+            names = ", ".join(str(f) for f in files) or "the given tensors"
             raise ValueError(
                 f"The checkpoint {names} does not fit {type(self).__name__} ({self.config.model_type}): "
                 + "; ".join(problems)

@@ -45,6 +45,10 @@ _LIBRARY_OF_MODULE = (
 )
 
 
+# Components quantize_ touches when given one scheme for the whole pipeline.
+_QUANTIZED_BY_DEFAULT = ("unet", "text_encoder", "text_encoder_2")
+
+
 def find_pipeline_class(name: str) -> type["DiffusionPipeline"]:
     module_name = PIPELINE_CLASSES.get(name)
     if module_name is None:
@@ -124,6 +128,7 @@ class DiffusionPipeline(ConfigMixin):
         variant = kwargs.pop("variant", None)
         use_safetensors = kwargs.pop("use_safetensors", None)
         device = kwargs.pop("device", None) or kwargs.pop("device_map", None)
+        quantization = kwargs.pop("quantization", None)
         for ignored in ("low_cpu_mem_usage", "force_download", "proxies", "output_loading_info", "custom_pipeline",
                         "provider", "sess_options", "max_memory", "offload_folder", "offload_state_dict"):
             kwargs.pop(ignored, None)
@@ -143,7 +148,10 @@ class DiffusionPipeline(ConfigMixin):
         pipeline_class = cls
         if cls is DiffusionPipeline or cls.__name__.startswith("AutoPipeline"):
             pipeline_class = find_pipeline_class(index.get("_class_name", ""))
-        return pipeline_class._load_from_folder(folder, index, torch_dtype, variant, use_safetensors, device, kwargs)
+        pipe = pipeline_class._load_from_folder(folder, index, torch_dtype, variant, use_safetensors, device, kwargs)
+        if quantization is not None:
+            pipe.quantize_(quantization)
+        return pipe
 
     @classmethod
     def _load_from_folder(
@@ -184,6 +192,68 @@ class DiffusionPipeline(ConfigMixin):
 
             pipe.to(resolve_device(device))
         return pipe
+
+    @classmethod
+    def from_single_file(cls, pretrained_model_link_or_path: str | os.PathLike, **kwargs: Any) -> "DiffusionPipeline":
+        """Load an original-layout SD 1.x / 2.x checkpoint (one .safetensors / .ckpt file) without a download:
+        the components' configs come from the weights' shapes (single_file.py). A single file has no tokenizer:
+        pass ``tokenizer=``, or ``config=`` (a diffusers pipeline folder whose tokenizer/ is used), or have the
+        model's reference tokenizer in the HF cache. Also: ``torch_dtype``, ``prediction_type``, ``extract_ema``,
+        ``image_size``, ``config_overrides`` ({"text_encoder": {"num_attention_heads": 16}} where shapes cannot
+        tell), ``device``, and components to use instead of the file's (``vae=``, ``scheduler=``)."""
+        from ..modeling_utils import resolve_device, to_torch_dtype
+        from .single_file import convert_original_checkpoint
+
+        dtype = to_torch_dtype(kwargs.pop("torch_dtype", None) or kwargs.pop("dtype", None))
+        device = resolve_device(kwargs.pop("device", None) or kwargs.pop("device_map", None))
+        config_folder = kwargs.pop("config", None)
+        local_files_only = kwargs.pop("local_files_only", False)
+        converted = convert_original_checkpoint(
+            pretrained_model_link_or_path, prediction_type=kwargs.pop("prediction_type", None),
+            extract_ema=kwargs.pop("extract_ema", False), image_size=kwargs.pop("image_size", None),
+            torch_dtype=dtype, config_overrides=kwargs.pop("config_overrides", None),
+        )
+        pipeline_class = cls
+        if cls is DiffusionPipeline or cls.__name__.startswith("AutoPipeline"):
+            pipeline_class = find_pipeline_class(converted.pipeline_class_name)
+        init: dict[str, Any] = {}
+        for name in pipeline_class._component_names():
+            if name in kwargs:
+                init[name] = kwargs.pop(name)
+            elif name == "tokenizer":
+                init[name] = _single_file_tokenizer(converted["tokenizer"].config, config_folder, local_files_only)
+            elif name in converted:
+                init[name] = _build_converted(converted[name], dtype, device)
+            elif name in pipeline_class._optional_components:
+                init[name] = None
+            else:
+                raise ValueError(
+                    f"{pretrained_model_link_or_path} holds no {name!r} (it has {sorted(converted)}); pass {name}=... ."
+                )
+        if "requires_safety_checker" in inspect.signature(pipeline_class.__init__).parameters:
+            init.setdefault("requires_safety_checker", kwargs.pop("requires_safety_checker", False))
+        if kwargs:
+            raise TypeError(f"from_single_file got unexpected arguments {sorted(kwargs)}.")
+        return pipeline_class(**init)
+
+    def quantize_(self, quantization: Any) -> "DiffusionPipeline":
+        """Quantize the linear layers of the denoiser and text encoders with a hugkit scheme ("int8", "int4",
+        "dynamic-int8", a QuantizationConfig), or per component with a dict ``{"unet": "dynamic-int8"}``.
+        Convolutions and the VAE stay float: they carry most of the compute but little of the linear work."""
+        from ..quantization import quantize_
+
+        if isinstance(quantization, dict):
+            plan = quantization
+        else:
+            plan = {name: quantization for name in _QUANTIZED_BY_DEFAULT if name in self.components}
+        unknown = sorted(set(plan) - set(self.components))
+        if unknown:
+            raise ValueError(f"quantization names components this pipeline lacks: {unknown}; it has {sorted(self.components)}.")
+        for name, spec in plan.items():
+            module = getattr(self, name, None)
+            if isinstance(module, nn.Module) and spec is not None:
+                quantize_(module, spec)
+        return self
 
     # --- saving --------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, variant: str | None = None,
@@ -380,3 +450,44 @@ def _load_component(
             logger.info("No %s variant of %s; loading its default weights.", variant, name)
             return component_class.from_pretrained(subfolder, **kwargs)
     return component_class.from_pretrained(subfolder)
+
+
+def _build_converted(component: Any, dtype: Any, device: torch.device) -> Any:
+    """A component from a converted single file: built on meta from its config, filled from its state dict."""
+    from ..modeling_utils import PreTrainedModel, _no_weight_init
+    from .modeling import ModelMixin
+
+    config, state = component
+    component_class = find_component_class(config["_class_name"])
+    if not isinstance(component_class, type) or not issubclass(component_class, (ModelMixin, PreTrainedModel)):
+        return component_class.from_config(config)  # schedulers
+    with torch.device("meta"), _no_weight_init():
+        if issubclass(component_class, ModelMixin):
+            model = component_class.from_config(config)
+        else:
+            fields = {k: v for k, v in config.items() if not k.startswith("_")}
+            model = component_class(component_class.config_class.from_dict(fields))
+    if isinstance(model, ModelMixin):
+        model.load_state_items(state.items(), dtype=dtype, device=device, source="the single-file checkpoint")
+    else:
+        model.load_checkpoint([], dtype=dtype or torch.float32, device=device, tensors=state.items())
+    return model.eval()
+
+
+def _single_file_tokenizer(description: dict, config_folder: Any, local_files_only: bool) -> Any:
+    """The tokenizer a single file was trained with: from ``config=`` or the HF cache; never guessed."""
+    from ..hub import CheckpointNotFoundError, resolve
+    from ..tokenization import AutoTokenizer
+
+    if config_folder is not None:
+        return AutoTokenizer.from_pretrained(resolve(config_folder, local_files_only=local_files_only), subfolder="tokenizer")
+    repo, subfolder = description["pretrained_model_name_or_path"], description.get("subfolder") or ""
+    try:
+        folder = resolve(repo, subfolder=subfolder, local_files_only=True)
+    except CheckpointNotFoundError:
+        raise ValueError(
+            f"A single-file checkpoint holds no tokenizer, and {repo!r} ({subfolder or 'its root'}) is not in the "
+            f"Hugging Face cache. Pass tokenizer=AutoTokenizer.from_pretrained(...) (a CLIP tokenizer padded with "
+            f"{description['pad_token']!r}), or config= a diffusers pipeline folder of the same model family."
+        ) from None
+    return AutoTokenizer.from_pretrained(folder)

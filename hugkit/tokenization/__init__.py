@@ -20,6 +20,7 @@ T5Tokenizer = T5TokenizerFast = PreTrainedTokenizerFast
 LlamaTokenizer = LlamaTokenizerFast = PreTrainedTokenizerFast
 AlbertTokenizer = AlbertTokenizerFast = PreTrainedTokenizerFast
 DebertaV2Tokenizer = DebertaV2TokenizerFast = PreTrainedTokenizerFast
+CLIPTokenizer = CLIPTokenizerFast = PreTrainedTokenizerFast
 TokenizersBackend = PreTrainedTokenizerFast
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "BatchEncoding",
     "PreTrainedTokenizerFast",
     "TokenizersBackend",
+    "CLIPTokenizer",
+    "CLIPTokenizerFast",
     "BertTokenizer",
     "BertTokenizerFast",
     "DistilBertTokenizer",

@@ -142,9 +142,14 @@ def _select_family(files: TokenizerFiles, tokenizer_type: str | None, config) ->
 
 
 def _source_kind(files: TokenizerFiles, family: TokenizerFamily) -> str:
+    wanted = family.source
+    # transformers' CLIPTokenizer takes only the vocabulary and merges from a tokenizer.json and builds the rest
+    # itself (its decoder turns </w> into spaces, which tokenizer.json files do not say).
+    if wanted == "clip_bpe" and (files.tokenizer_json is not None
+                                 or (files.vocab_json is not None and files.merges_txt is not None)):
+        return "clip_bpe"
     if files.tokenizer_json is not None:
         return "tokenizer.json"
-    wanted = family.source
     if wanted in (None, "wordpiece") and files.vocab_txt is not None:
         return "wordpiece"
     if wanted in (None, "byte_level_bpe") and files.vocab_json is not None and files.merges_txt is not None:
@@ -154,6 +159,7 @@ def _source_kind(files: TokenizerFiles, family: TokenizerFamily) -> str:
     needed = {
         "wordpiece": "vocab.txt",
         "byte_level_bpe": "vocab.json and merges.txt",
+        "clip_bpe": "vocab.json and merges.txt",
         "sentencepiece": " or ".join(family.spm_files or ("a SentencePiece .model file",)),
         None: "tokenizer.json, vocab.txt, vocab.json + merges.txt, or a SentencePiece .model file",
     }[wanted]
@@ -164,7 +170,7 @@ def _source_kind(files: TokenizerFiles, family: TokenizerFamily) -> str:
 
 
 def _convert_cached(kind: str, files: TokenizerFiles, family: TokenizerFamily, class_name: str, settings: dict):
-    from .converters import byte_level_bpe, sentencepiece, wordpiece
+    from .converters import byte_level_bpe, clip_bpe, sentencepiece, wordpiece
 
     if kind == "wordpiece":
         sources = [files.vocab_txt]
@@ -174,6 +180,10 @@ def _convert_cached(kind: str, files: TokenizerFiles, family: TokenizerFamily, c
         sources = [files.vocab_json, files.merges_txt]
         options = byte_level_bpe.byte_level_bpe_options(settings)
         convert = lambda: byte_level_bpe.convert_byte_level_bpe(files.vocab_json, files.merges_txt, options)  # noqa: E731
+    elif kind == "clip_bpe":
+        sources = [files.tokenizer_json] if files.tokenizer_json is not None else [files.vocab_json, files.merges_txt]
+        options = clip_bpe.clip_bpe_options(settings)
+        convert = lambda: clip_bpe.convert_clip_bpe(sources, options)  # noqa: E731
     else:
         model_path = files.sentencepiece_model(family.spm_files)
         sources = [model_path]

@@ -30,19 +30,27 @@ ROBERTA_SPECIALS = {
     "mask_token": "<mask>",
 }
 GPT2_SPECIALS = {"unk_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"}
+CLIP_SPECIALS = {
+    "unk_token": "<|endoftext|>",
+    "bos_token": "<|startoftext|>",
+    "eos_token": "<|endoftext|>",
+    "pad_token": "<|endoftext|>",
+}
 
 
 @dataclass(frozen=True)
 class TokenizerFamily:
     name: str
-    # Converter used without tokenizer.json: "wordpiece", "byte_level_bpe", "sentencepiece" or None (json only).
+    # Converter used without tokenizer.json: "wordpiece", "byte_level_bpe", "sentencepiece" or None (json only);
+    # "clip_bpe" is used with a tokenizer.json too (only its vocabulary and merges are read, as transformers does).
     source: str | None = None
     model_input_names: tuple[str, ...] = WITHOUT_TOKEN_TYPES
     padding_side: str = "right"
     special_tokens: dict = field(default_factory=dict)
     # How special tokens frame a sequence when hugkit builds the post-processor:
     # "bert" ([CLS] A [SEP] B [SEP], pair typed 1), "roberta" (RobertaProcessing), "fairseq" (<s> A </s></s> B </s>),
-    # "t5" (A </s> B </s>), "flags" (add_bos_token / add_eos_token decide, as transformers' base class does).
+    # "t5" (A </s> B </s>), "clip" (<|startoftext|> A <|endoftext|>, RobertaProcessing without offset trimming),
+    # "flags" (add_bos_token / add_eos_token decide, as transformers' base class does).
     template: str = "flags"
     # SentencePiece file names the class looks for first.
     spm_files: tuple[str, ...] = ()
@@ -55,6 +63,7 @@ _FAMILIES = [
     TokenizerFamily("DistilBertTokenizer", "wordpiece", WITHOUT_TOKEN_TYPES, special_tokens=BERT_SPECIALS, template="bert"),
     TokenizerFamily("RobertaTokenizer", "byte_level_bpe", special_tokens=ROBERTA_SPECIALS, template="roberta"),
     TokenizerFamily("GPT2Tokenizer", "byte_level_bpe", special_tokens=GPT2_SPECIALS, template="flags"),
+    TokenizerFamily("CLIPTokenizer", "clip_bpe", special_tokens=CLIP_SPECIALS, template="clip"),
     TokenizerFamily(
         "XLMRobertaTokenizer", "sentencepiece", special_tokens=ROBERTA_SPECIALS, template="fairseq",
         spm_files=("sentencepiece.bpe.model",),
@@ -120,6 +129,8 @@ MODEL_TYPE_TO_CLASS = {
     "bart": "RobertaTokenizer",
     "bert": "BertTokenizer",
     "camembert": "CamembertTokenizer",
+    "clip": "CLIPTokenizer",
+    "clip_text_model": "CLIPTokenizer",
     "codegen": "GPT2Tokenizer",
     "deberta": "DebertaTokenizer",
     "deberta-v2": "DebertaV2Tokenizer",

@@ -41,6 +41,10 @@ def build_post_processor(kind: str, tokenizer: PreTrainedTokenizerFast, settings
             trim_offsets=bool(settings.get("trim_offsets", True)),
             add_prefix_space=bool(settings.get("add_prefix_space", False)),
         )
+    if kind == "clip":  # as transformers' CLIPTokenizer: bos A eos (eos eos B eos for a pair), offsets untrimmed
+        bos = _token_and_id(tokenizer, "bos_token")
+        eos = _token_and_id(tokenizer, "eos_token")
+        return processors.RobertaProcessing(eos, bos, trim_offsets=False, add_prefix_space=False)
     if kind == "fairseq":
         bos, bos_id = _token_and_id(tokenizer, "bos_token")
         eos, eos_id = _token_and_id(tokenizer, "eos_token")

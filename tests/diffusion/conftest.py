@@ -1,112 +1,13 @@
-"""Tiny random Stable Diffusion pipelines built with diffusers/transformers (their own test sizes), saved with
-``save_pretrained`` and loaded by hugkit through the normal path.
-
-No CLIP tokenizer can be downloaded here, so the tokenizer is a small real CLIP-format BPE (byte alphabet, the
-``</w>`` end-of-word forms, a few merges, the two CLIP special tokens) written to vocab.json / merges.txt.
-"""
+"""Fixtures for the diffusion tests: a tiny random SD pipeline folder, built once per session."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-import torch
 
-_MERGES = ["t h", "th e</w>", "a n", "an d</w>", "i n", "o n</w>", "e r</w>", "r e", "a r", "o r</w>", "s t", "e n",
-           "o u", "in g</w>", "a t</w>", "e s</w>", "c a", "ca t</w>", "d o", "do g</w>", "re d</w>", "f o", "fo x</w>"]
-
-
-def _bytes_to_unicode() -> list[str]:
-    """GPT-2/CLIP's printable stand-ins for the 256 byte values, in byte order."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[b] = chr(b)
-        else:
-            chars[b] = chr(256 + extra)
-            extra += 1
-    return [chars[b] for b in range(256)]
-
-
-def write_clip_tokenizer(folder: Path, pad_token: str = "<|endoftext|>") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    alphabet = _bytes_to_unicode()
-    tokens = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in _MERGES]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(_MERGES) + "\n", encoding="utf-8")
-    specials = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": pad_token}
-    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True, **specials}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-    (folder / "special_tokens_map.json").write_text(json.dumps(specials), encoding="utf-8")
-    return folder
-
-
-def tiny_unet(**overrides):
-    from diffusers import UNet2DConditionModel
-
-    config = dict(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, norm_num_groups=32,
-    )
-    config.update(overrides)
-    torch.manual_seed(0)
-    return UNet2DConditionModel(**config)
-
-
-def tiny_vae(**overrides):
-    from diffusers import AutoencoderKL
-
-    config = dict(
-        block_out_channels=[32, 64], in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
-        up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4,
-    )
-    config.update(overrides)
-    torch.manual_seed(0)
-    return AutoencoderKL(**config)
-
-
-def tiny_text_encoder(with_projection: bool = False, **overrides):
-    import transformers
-
-    config = dict(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05,
-                  num_attention_heads=4, num_hidden_layers=5, pad_token_id=1, vocab_size=1000)
-    config.update(overrides)
-    torch.manual_seed(0)
-    cls = transformers.CLIPTextModelWithProjection if with_projection else transformers.CLIPTextModel
-    return cls(transformers.CLIPTextConfig(**config)).eval()
-
-
-def tiny_sd_pipeline(tmp: Path, unet_overrides: dict | None = None, scheduler_overrides: dict | None = None):
-    """A diffusers StableDiffusionPipeline of tiny random components, saved to ``tmp``; returns (pipe, folder)."""
-    import transformers
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
-
-    folder = tmp / "tiny-sd"
-    tokenizer_dir = write_clip_tokenizer(tmp / "clip-tokenizer")
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1, **(scheduler_overrides or {}))
-    pipe = StableDiffusionPipeline(
-        unet=tiny_unet(**(unet_overrides or {})), scheduler=scheduler, vae=tiny_vae(), text_encoder=tiny_text_encoder(),
-        tokenizer=transformers.CLIPTokenizer.from_pretrained(tokenizer_dir), safety_checker=None,
-        feature_extractor=None, image_encoder=None, requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    pipe.save_pretrained(folder)
-    return pipe, folder
+from tests.diffusion.tiny_pipelines import tiny_sd_pipeline
 
 
 @pytest.fixture(scope="session")
 def sd_folder(tmp_path_factory):
     pipe, folder = tiny_sd_pipeline(tmp_path_factory.mktemp("sd"))
     return folder
-
-
-def max_pixel_difference(a, b) -> float:
-    import numpy as np
-
-    return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).max())
