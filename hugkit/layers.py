@@ -1,5 +1,5 @@
 """Building blocks shared by several architectures: activations, the padding mask and attention, packing of
-padded batches, input checks, and the task losses.
+padded batches, and input checks. (The task heads and their losses are in ``task_heads.py``.)
 
 Only what more than one model file needs lives here; everything architecture-specific stays in its model file.
 """
@@ -230,50 +230,3 @@ def check_inputs(
             f"found {tuple(attention_mask.shape)}."
         )
     return batch, length
-
-
-# --- task losses (computed only when labels are passed; transformers' rules) ----------------------
-
-
-def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Regression, single-label or multi-label loss, chosen by ``config.problem_type`` (inferred and stored when unset)."""
-    num_labels = logits.shape[-1]
-    if config.problem_type is None:
-        if num_labels == 1:
-            config.problem_type = "regression"
-        elif labels.dtype in (torch.long, torch.int):
-            config.problem_type = "single_label_classification"
-        else:
-            config.problem_type = "multi_label_classification"
-    if config.problem_type == "regression":
-        if num_labels == 1:
-            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
-        return F.mse_loss(logits, labels.to(logits.dtype))
-    if config.problem_type == "single_label_classification":
-        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
-    if config.problem_type == "multi_label_classification":
-        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-    raise ValueError(
-        f"Unknown config.problem_type {config.problem_type!r}: expected 'regression', "
-        "'single_label_classification' or 'multi_label_classification'."
-    )
-
-
-def token_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
-
-
-def question_answering_loss(
-    start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor
-) -> torch.Tensor:
-    """Mean of start and end cross-entropy; positions outside the sequence are clamped to it and ignored."""
-    if start_positions.dim() > 1:
-        start_positions = start_positions.squeeze(-1)
-    if end_positions.dim() > 1:
-        end_positions = end_positions.squeeze(-1)
-    ignored = start_logits.shape[1]
-    start_positions = start_positions.clamp(0, ignored)
-    end_positions = end_positions.clamp(0, ignored)
-    start_loss = F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
-    end_loss = F.cross_entropy(end_logits, end_positions, ignore_index=ignored)
-    return (start_loss + end_loss) / 2

@@ -361,6 +361,9 @@ class DiffusionPipeline(ConfigMixin):
         self._offload_hooks = []
         for _, module in self._modules():
             self._offload_hooks.append(module.register_forward_pre_hook(self._move_for_forward))
+            for method in ("encode", "decode"):  # the VAE runs through these, not forward()
+                if callable(getattr(module, method, None)):
+                    self._offload_hooks.append(_MethodHook(module, method, self._move_for_forward))
 
     def _move_for_forward(self, module: nn.Module, args: Any) -> None:
         """Forward pre-hook: this module goes to the accelerator, the one that ran before goes back to the CPU."""
@@ -411,6 +414,24 @@ class DiffusionPipeline(ConfigMixin):
     def __repr__(self) -> str:
         parts = [f"{name}={type(value).__name__ if value is not None else None}" for name, value in self.components.items()]
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class _MethodHook:
+    """Run ``before(module, args)`` ahead of ``module.<method>(...)`` (an instance attribute shadowing the method);
+    ``remove()`` restores the method. Forward hooks do not see calls like ``vae.decode``."""
+
+    def __init__(self, module: nn.Module, method: str, before: Any) -> None:
+        self.module, self.method = module, method
+        bound = getattr(module, method)
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            before(module, args)
+            return bound(*args, **kwargs)
+
+        object.__setattr__(module, method, wrapped)
+
+    def remove(self) -> None:
+        self.module.__dict__.pop(self.method, None)
 
 
 def _load_component(

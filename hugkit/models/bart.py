@@ -15,9 +15,10 @@ from torch import nn
 
 from ..config import PretrainedConfig
 from ..kv_cache import causal_mask
-from ..layers import attention, check_inputs, get_activation, padding_mask, sequence_classification_loss
+from ..layers import attention, check_inputs, get_activation, padding_mask
 from ..modeling_utils import PreTrainedModel
-from ..outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput, Seq2SeqSequenceClassifierOutput
+from ..outputs import BaseModelOutput, Seq2SeqModelOutput
+from ..task_heads import Seq2SeqLM, Seq2SeqModel, Seq2SeqSequenceClassification
 
 
 class BartConfig(PretrainedConfig):
@@ -331,14 +332,6 @@ class BartPreTrainedModel(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.base_model.shared
 
-    def _flags(self, output_hidden_states, output_attentions, return_dict) -> tuple[bool, bool, bool]:
-        config = self.config
-        return (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-            config.output_attentions if output_attentions is None else output_attentions,
-            config.return_dict if return_dict is None else return_dict,
-        )
-
 
 def _tied_embeddings(prefix: str) -> dict[str, str]:
     """Encoder and decoder read the shared token embeddings (checkpoints store all three, identical)."""
@@ -348,7 +341,7 @@ def _tied_embeddings(prefix: str) -> dict[str, str]:
     }
 
 
-class BartModel(BartPreTrainedModel):
+class BartModel(Seq2SeqModel, BartPreTrainedModel):
     _tied_weights_keys = _tied_embeddings("")
 
     def __init__(self, config: BartConfig) -> None:
@@ -371,8 +364,11 @@ class BartModel(BartPreTrainedModel):
         output_attentions: bool,
         decoder_query_index: torch.Tensor | None = None,
     ) -> Seq2SeqModelOutput:
-        """Encoder then decoder; the heads call this with their resolved flags. ``decoder_query_index``: the last
-        decoder layer computes only that position of each row (last_hidden_state is then (batch, 1, d_model))."""
+        """Encoder then decoder; forward and the heads call this with their resolved flags.
+
+        ``decoder_query_index``: the last decoder layer computes only that position of each row (last_hidden_state
+        is then (batch, 1, d_model)).
+        """
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             if input_ids is None:
                 raise ValueError(
@@ -398,29 +394,6 @@ class BartModel(BartPreTrainedModel):
             encoder_attentions=encoder_outputs.attentions,
         )
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.Tensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: BaseModelOutput | tuple | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> Seq2SeqModelOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        out = self.run(
-            input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
-            inputs_embeds, decoder_inputs_embeds, output_hidden_states, output_attentions,
-        )
-        return out if return_dict else out.to_tuple()
-
 
 # --- task heads ----------------------------------------------------------------------------------
 
@@ -439,96 +412,20 @@ class BartClassificationHead(nn.Module):
         return self.out_proj(self.dropout(hidden_states))
 
 
-def last_eos_positions(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
-    """The position of the last ``eos_token_id`` of each row, whose decoder state is BART's sentence representation.
-
-    Like transformers, every row must hold the same (non-zero) number of eos tokens: that is how a batch built
-    by BART's tokenizer looks, and a different count means the inputs were not made by it.
-    """
-    is_eos = input_ids.eq(eos_token_id)
-    counts = is_eos.sum(dim=1)
-    if bool((counts == 0).any()):
-        rows = counts.eq(0).nonzero().flatten().tolist()
-        raise ValueError(
-            f"Each input row must contain at least one <eos> token (id {eos_token_id}); rows {rows} have none. "
-            "BART's classifier reads the hidden state at the last <eos>: tokenize with the model's tokenizer, "
-            "which appends it (and truncate with truncation=True rather than cutting the ids yourself)."
-        )
-    if bool((counts != counts[0]).any()):
-        raise ValueError(
-            f"All examples must have the same number of <eos> tokens (id {eos_token_id}); found {counts.tolist()} "
-            "per row. BART's classifier (like transformers') requires it: do not put extra <eos> ids in some rows."
-        )
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    return torch.where(is_eos, positions, -1).amax(dim=1)
-
-
-class BartForSequenceClassification(BartPreTrainedModel):
+class BartForSequenceClassification(Seq2SeqSequenceClassification, BartPreTrainedModel):
     """Classifier on the decoder state at each row's last <eos> (facebook/bart-large-mnli and its kin)."""
 
     _tied_weights_keys = _tied_embeddings("model.")
 
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.model = BartModel(config)
         self.classification_head = BartClassificationHead(
             config.d_model, config.d_model, config.num_labels, config.classifier_dropout or 0.0
         )
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.Tensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: BaseModelOutput | tuple | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> Seq2SeqSequenceClassifierOutput | tuple:
-        if input_ids is None:
-            raise ValueError(
-                f"{type(self).__name__} needs input_ids (it pools the hidden state at the last <eos> token); "
-                "inputs_embeds alone are not supported, as in transformers."
-            )
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        last_eos = last_eos_positions(input_ids, self.config.eos_token_id)
-        # Only the last <eos> state is classified: unless every position's states were asked for, the last decoder
-        # layer computes that one position per row (the layers below still run on every position).
-        every_position = output_hidden_states or output_attentions
-        out = self.model.run(
-            input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
-            inputs_embeds, decoder_inputs_embeds, output_hidden_states, output_attentions,
-            None if every_position else last_eos,
-        )
-        if every_position:
-            rows = torch.arange(input_ids.shape[0], device=input_ids.device)
-            sentence = out.last_hidden_state[rows, last_eos]
-        else:
-            sentence = out.last_hidden_state[:, 0]
-        logits = self.classification_head(sentence)
-        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        result = Seq2SeqSequenceClassifierOutput(
-            loss=loss,
-            logits=logits,
-            decoder_hidden_states=out.decoder_hidden_states,
-            decoder_attentions=out.decoder_attentions,
-            cross_attentions=out.cross_attentions,
-            encoder_last_hidden_state=out.encoder_last_hidden_state,
-            encoder_hidden_states=out.encoder_hidden_states,
-            encoder_attentions=out.encoder_attentions,
-        )
-        return result if return_dict else result.to_tuple()
 
-
-class BartForConditionalGeneration(BartPreTrainedModel):
+class BartForConditionalGeneration(Seq2SeqLM, BartPreTrainedModel):
     """Vocabulary logits from the decoder: ``lm_head`` (tied to the shared embeddings) plus ``final_logits_bias``."""
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight", **_tied_embeddings("model.")}
@@ -549,42 +446,8 @@ class BartForConditionalGeneration(BartPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.Tensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: BaseModelOutput | tuple | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> Seq2SeqLMOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-        out = self.model.run(
-            input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
-            inputs_embeds, decoder_inputs_embeds, output_hidden_states, output_attentions,
-        )
-        logits = self.lm_head(out.last_hidden_state) + self.final_logits_bias
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
-        result = Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            decoder_hidden_states=out.decoder_hidden_states,
-            decoder_attentions=out.decoder_attentions,
-            cross_attentions=out.cross_attentions,
-            encoder_last_hidden_state=out.encoder_last_hidden_state,
-            encoder_hidden_states=out.encoder_hidden_states,
-            encoder_attentions=out.encoder_attentions,
-        )
-        return result if return_dict else result.to_tuple()
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def head(self, decoded: Seq2SeqModelOutput) -> torch.Tensor:
+        return self.lm_head(decoded.last_hidden_state) + self.final_logits_bias

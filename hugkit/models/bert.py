@@ -19,18 +19,10 @@ from ..layers import (
     get_activation,
     pack_for_first_token,
     padding_mask,
-    question_answering_loss,
-    sequence_classification_loss,
-    token_classification_loss,
 )
 from ..modeling_utils import PreTrainedModel
-from ..outputs import (
-    BaseModelOutputWithPooling,
-    MaskedLMOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from ..outputs import BaseModelOutputWithPooling
+from ..task_heads import EncoderModel, MaskedLM, QuestionAnswering, SequenceClassification, TokenClassification
 
 
 class BertConfig(PretrainedConfig):
@@ -285,16 +277,8 @@ class BertPreTrainedModel(PreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.base_model.embeddings.word_embeddings = value
 
-    def _flags(self, output_hidden_states, output_attentions, return_dict) -> tuple[bool, bool, bool]:
-        config = self.config
-        return (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-            config.output_attentions if output_attentions is None else output_attentions,
-            config.return_dict if return_dict is None else return_dict,
-        )
 
-
-class BertModel(BertPreTrainedModel):
+class BertModel(EncoderModel, BertPreTrainedModel):
     embeddings_class = BertEmbeddings
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
@@ -314,8 +298,8 @@ class BertModel(BertPreTrainedModel):
         output_hidden_states: bool,
         output_attentions: bool,
         first_token_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple | None, tuple | None]:
-        """(last hidden state, pooled output or None, all hidden states or None, all attentions or None).
+    ) -> BaseModelOutputWithPooling:
+        """The encoder's output, pooled when the model has a pooler; what every head reads.
 
         ``first_token_only`` is for heads that read nothing but position 0 of the last layer: padding is then
         skipped in the linear layers and the last layer runs for position 0 alone, so the returned last hidden
@@ -333,31 +317,12 @@ class BertModel(BertPreTrainedModel):
         hidden, all_hidden, all_attentions = self.encoder(
             hidden, mask, output_hidden_states, output_attentions, packing, first_token_only
         )
-        pooled = self.pooler(hidden) if self.pooler is not None else None
-        return hidden, pooled, all_hidden, all_attentions
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutputWithPooling | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden,
+            pooler_output=self.pooler(hidden) if self.pooler is not None else None,
+            hidden_states=all_hidden,
+            attentions=all_attentions,
         )
-        hidden, pooled, all_hidden, all_attentions = self.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions,
-        )
-        out = BaseModelOutputWithPooling(
-            last_hidden_state=hidden, pooler_output=pooled, hidden_states=all_hidden, attentions=all_attentions
-        )
-        return out if return_dict else out.to_tuple()
 
 
 # --- task heads ----------------------------------------------------------------------------------
@@ -397,7 +362,7 @@ class BertOnlyMLMHead(nn.Module):
         return self.predictions(sequence_output)
 
 
-class BertForMaskedLM(BertPreTrainedModel):
+class BertForMaskedLM(MaskedLM, BertPreTrainedModel):
     _tied_weights_keys = {
         "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
         "cls.predictions.decoder.bias": "cls.predictions.bias",
@@ -412,143 +377,39 @@ class BertForMaskedLM(BertPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.cls.predictions.decoder
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MaskedLMOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, _, all_hidden, all_attentions = self.base_model.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions,
-        )
-        logits = self.cls(hidden)
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        out = MaskedLMOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
+    def head(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
+        return self.cls(encoded.last_hidden_state)
 
 
 def _classifier_dropout(config: BertConfig) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
 
 
-class BertForSequenceClassification(BertPreTrainedModel):
+class BertForSequenceClassification(SequenceClassification, BertPreTrainedModel):
     """Linear classifier on the pooled [CLS] vector."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self._attach_base_model(add_pooling_layer=True)
         self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> SequenceClassifierOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        _, pooled, all_hidden, all_attentions = self.base_model.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions, first_token_only=True,
-        )
-        logits = self.classifier(self.dropout(pooled))
-        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
+    def head(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
+        return self.classifier(self.dropout(encoded.pooler_output))
 
 
-class BertForTokenClassification(BertPreTrainedModel):
+class BertForTokenClassification(TokenClassification, BertPreTrainedModel):
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self._attach_base_model(add_pooling_layer=False)
         self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> TokenClassifierOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, _, all_hidden, all_attentions = self.base_model.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions,
-        )
-        logits = self.classifier(self.dropout(hidden))
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        out = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
 
-
-class BertForQuestionAnswering(BertPreTrainedModel):
+class BertForQuestionAnswering(QuestionAnswering, BertPreTrainedModel):
     """Start/end span scores per token (``qa_outputs`` has num_labels = 2 outputs)."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        if config.num_labels != 2:
-            raise ValueError(
-                f"{type(self).__name__} predicts a start and an end score, so config.num_labels must be 2; "
-                f"found {config.num_labels}."
-            )
-        self.num_labels = config.num_labels
         self._attach_base_model(add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> QuestionAnsweringModelOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, _, all_hidden, all_attentions = self.base_model.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions,
-        )
-        logits = self.qa_outputs(hidden)
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        out = QuestionAnsweringModelOutput(
-            loss=loss, start_logits=start_logits, end_logits=end_logits, hidden_states=all_hidden, attentions=all_attentions
-        )
-        return out if return_dict else out.to_tuple()

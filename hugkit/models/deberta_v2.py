@@ -15,15 +15,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import PretrainedConfig
-from ..layers import check_inputs, get_activation, question_answering_loss, token_classification_loss
+from ..layers import check_inputs, get_activation
 from ..loading import iter_checkpoint
 from ..modeling_utils import PreTrainedModel
-from ..outputs import (
-    BaseModelOutput,
-    MaskedLMOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
+from ..outputs import BaseModelOutput
+from ..task_heads import (
+    EncoderModel,
+    MaskedLM,
+    QuestionAnswering,
+    SequenceClassification,
+    TokenClassification,
+    sequence_classification_loss,
 )
 
 logger = logging.getLogger(__name__)
@@ -427,16 +429,8 @@ class DebertaV2PreTrainedModel(PreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.base_model.embeddings.word_embeddings = value
 
-    def _flags(self, output_hidden_states, output_attentions, return_dict) -> tuple[bool, bool, bool]:
-        config = self.config
-        return (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-            config.output_attentions if output_attentions is None else output_attentions,
-            config.return_dict if return_dict is None else return_dict,
-        )
 
-
-class DebertaV2Model(DebertaV2PreTrainedModel):
+class DebertaV2Model(EncoderModel, DebertaV2PreTrainedModel):
     def __init__(self, config: DebertaV2Config) -> None:
         super().__init__(config)
         _check_supported(config)
@@ -453,41 +447,23 @@ class DebertaV2Model(DebertaV2PreTrainedModel):
         output_hidden_states: bool,
         output_attentions: bool,
         first_token_only: bool = False,
-    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
-        """(last hidden state, all hidden states or None, all attentions or None). ``first_token_only``: the last
-        layer runs for position 0 alone (last hidden state (batch, 1, hidden)); ignored when more is requested."""
+    ) -> BaseModelOutput:
+        """The encoder's output; what every head reads. ``first_token_only``: the last layer runs for position 0
+        alone (last hidden state (batch, 1, hidden)); ignored when hidden states or attentions are requested."""
         check_inputs(
             input_ids, inputs_embeds, attention_mask,
             max_length=self._max_length(), hidden_size=self.embeddings.embedding_size,
         )
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, attention_mask, inputs_embeds)
         first_token_only = first_token_only and not (output_hidden_states or output_attentions)
-        return self.encoder(embeddings, attention_mask, output_hidden_states, output_attentions, first_token_only)
+        hidden, all_hidden, all_attentions = self.encoder(
+            embeddings, attention_mask, output_hidden_states, output_attentions, first_token_only
+        )
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_attentions)
 
     def _max_length(self) -> int:
         # Relative positions extend to any length; only an absolute position table bounds it.
         return self.config.max_position_embeddings if self.embeddings.position_embeddings is not None else 2**31
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, all_hidden, all_attentions = self.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions,
-        )
-        out = BaseModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
 
 
 # --- task heads ----------------------------------------------------------------------------------
@@ -508,142 +484,51 @@ class ContextPooler(nn.Module):
 
 def deberta_sequence_loss(config: DebertaV2Config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """DeBERTa's own rules when config.problem_type is unset (negative labels are ignored, 2-D labels are soft
-    targets), else the usual regression / single-label / multi-label losses."""
-    num_labels = logits.shape[-1]
-    if config.problem_type is None:
-        if num_labels == 1:
-            return F.mse_loss(logits.view(-1).to(labels.dtype), labels.view(-1))
-        if labels.dim() == 1 or labels.shape[-1] == 1:
-            labels = labels.view(-1).long()
-            labelled = labels >= 0
-            if not bool(labelled.any()):
-                return logits.new_zeros(())
-            return F.cross_entropy(logits[labelled].float(), labels[labelled])
-        return -(torch.log_softmax(logits, dim=-1) * labels).sum(-1).mean()
-    if config.problem_type == "regression":
-        if num_labels == 1:
-            return F.mse_loss(logits.squeeze(), labels.squeeze())
-        return F.mse_loss(logits, labels)
-    if config.problem_type == "single_label_classification":
-        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
-    if config.problem_type == "multi_label_classification":
-        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-    raise ValueError(
-        f"Unknown config.problem_type {config.problem_type!r}: expected 'regression', "
-        "'single_label_classification' or 'multi_label_classification'."
-    )
+    targets; problem_type stays unset), else the usual regression / single-label / multi-label losses."""
+    if config.problem_type is not None:
+        return sequence_classification_loss(config, logits, labels)
+    if logits.shape[-1] == 1:
+        return F.mse_loss(logits.view(-1).to(labels.dtype), labels.view(-1))
+    if labels.dim() == 1 or labels.shape[-1] == 1:
+        labels = labels.view(-1).long()
+        labelled = labels >= 0
+        if not bool(labelled.any()):
+            return logits.new_zeros(())
+        return F.cross_entropy(logits[labelled].float(), labels[labelled])
+    return -(torch.log_softmax(logits, dim=-1) * labels).sum(-1).mean()
 
 
-class DebertaV2ForSequenceClassification(DebertaV2PreTrainedModel):
+class DebertaV2ForSequenceClassification(SequenceClassification, DebertaV2PreTrainedModel):
     def __init__(self, config: DebertaV2Config) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.deberta = DebertaV2Model(config)
         self.pooler = ContextPooler(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         dropout = getattr(config, "cls_dropout", None)
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> SequenceClassifierOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, all_hidden, all_attentions = self.deberta.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions, first_token_only=True,
-        )
-        logits = self.classifier(self.dropout(self.pooler(hidden)))
-        loss = deberta_sequence_loss(self.config, logits, labels) if labels is not None else None
-        out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
+    def head(self, encoded: BaseModelOutput) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pooler(encoded.last_hidden_state)))
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return deberta_sequence_loss(self.config, logits, labels)
 
 
-class DebertaV2ForTokenClassification(DebertaV2PreTrainedModel):
+class DebertaV2ForTokenClassification(TokenClassification, DebertaV2PreTrainedModel):
     def __init__(self, config: DebertaV2Config) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.deberta = DebertaV2Model(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> TokenClassifierOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, all_hidden, all_attentions = self.deberta.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions,
-        )
-        logits = self.classifier(self.dropout(hidden))
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        out = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
 
-
-class DebertaV2ForQuestionAnswering(DebertaV2PreTrainedModel):
+class DebertaV2ForQuestionAnswering(QuestionAnswering, DebertaV2PreTrainedModel):
     """Start/end span scores per token (``qa_outputs`` has num_labels = 2 outputs)."""
 
     def __init__(self, config: DebertaV2Config) -> None:
         super().__init__(config)
-        if config.num_labels != 2:
-            raise ValueError(
-                f"{type(self).__name__} predicts a start and an end score, so config.num_labels must be 2; "
-                f"found {config.num_labels}."
-            )
-        self.num_labels = config.num_labels
         self.deberta = DebertaV2Model(config)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> QuestionAnsweringModelOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, all_hidden, all_attentions = self.deberta.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions,
-        )
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in self.qa_outputs(hidden).split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        out = QuestionAnsweringModelOutput(
-            loss=loss, start_logits=start_logits, end_logits=end_logits, hidden_states=all_hidden, attentions=all_attentions
-        )
-        return out if return_dict else out.to_tuple()
 
 
 # Masked-LM heads. transformers v5 builds ``cls.predictions.*`` when config.legacy (the default) and
@@ -714,7 +599,7 @@ _LEGACY_TIES = {
 }
 
 
-class DebertaV2ForMaskedLM(DebertaV2PreTrainedModel):
+class DebertaV2ForMaskedLM(MaskedLM, DebertaV2PreTrainedModel):
     _tied_weights_keys = _LEGACY_TIES
 
     def __init__(self, config: DebertaV2Config) -> None:
@@ -752,27 +637,6 @@ class DebertaV2ForMaskedLM(DebertaV2PreTrainedModel):
     def get_output_embeddings(self) -> nn.Module:
         return self.cls.predictions.decoder if self.legacy else self.lm_predictions.lm_head.dense
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MaskedLMOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, all_hidden, all_attentions = self.deberta.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions,
-        )
+    def head(self, encoded: BaseModelOutput) -> torch.Tensor:
         head = self.cls if self.legacy else self.lm_predictions
-        logits = head(hidden, self.deberta.embeddings.word_embeddings)
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        out = MaskedLMOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
+        return head(encoded.last_hidden_state, self.deberta.embeddings.word_embeddings)

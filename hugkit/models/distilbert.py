@@ -17,17 +17,16 @@ from ..layers import (
     get_activation,
     pack_for_first_token,
     padding_mask,
-    question_answering_loss,
-    sequence_classification_loss,
-    token_classification_loss,
 )
 from ..modeling_utils import PreTrainedModel
-from ..outputs import (
-    BaseModelOutput,
-    MaskedLMOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
+from ..outputs import BaseModelOutput, QuestionAnsweringModelOutput
+from ..task_heads import (
+    MaskedLM,
+    QuestionAnswering,
+    SequenceClassification,
+    TokenClassification,
+    resolve_flags,
+    span_labels,
 )
 
 
@@ -210,14 +209,6 @@ class DistilBertPreTrainedModel(PreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.base_model.embeddings.word_embeddings = value
 
-    def _flags(self, output_hidden_states, output_attentions, return_dict) -> tuple[bool, bool, bool]:
-        config = self.config
-        return (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-            config.output_attentions if output_attentions is None else output_attentions,
-            config.return_dict if return_dict is None else return_dict,
-        )
-
 
 class DistilBertModel(DistilBertPreTrainedModel):
     def __init__(self, config: DistilBertConfig) -> None:
@@ -237,8 +228,8 @@ class DistilBertModel(DistilBertPreTrainedModel):
         output_hidden_states: bool,
         output_attentions: bool,
         first_token_only: bool = False,
-    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
-        """(last hidden state, all hidden states or None, all attentions or None); used by every head.
+    ) -> BaseModelOutput:
+        """The encoder's output; what every head reads.
 
         ``first_token_only``: as in bert.BertModel.encode (padding skipped, last layer for position 0 alone).
         """
@@ -251,7 +242,10 @@ class DistilBertModel(DistilBertPreTrainedModel):
         first_token_only = first_token_only and not (output_hidden_states or output_attentions)
         packing = pack_for_first_token(attention_mask) if first_token_only and mask is not None else None
         hidden = packing.pack(embeddings) if packing is not None else embeddings
-        return self.transformer(hidden, mask, output_hidden_states, output_attentions, packing, first_token_only)
+        hidden, all_hidden, all_attentions = self.transformer(
+            hidden, mask, output_hidden_states, output_attentions, packing, first_token_only
+        )
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_attentions)
 
     def forward(
         self,
@@ -264,21 +258,42 @@ class DistilBertModel(DistilBertPreTrainedModel):
         return_dict: bool | None = None,
         token_type_ids: torch.Tensor | None = None,  # accepted and ignored: DistilBERT has no segment embeddings
     ) -> BaseModelOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
+        output_hidden_states, output_attentions, return_dict = resolve_flags(
+            self.config, output_hidden_states, output_attentions, return_dict
         )
-        hidden, all_hidden, all_attentions = self.encode(
+        out = self.encode(
             input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions
         )
-        out = BaseModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_attentions)
         return out if return_dict else out.to_tuple()
 
 
 # --- task heads ----------------------------------------------------------------------------------
+# DistilBERT's argument order differs from BERT's (position_ids after the labels, token_type_ids last and ignored),
+# so its heads bring their own forward; the rest of the plumbing is hugkit.task_heads'.
 
 
-class DistilBertForMaskedLM(DistilBertPreTrainedModel):
+def _forward(
+    self,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    inputs_embeds: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
+    output_attentions: bool | None = None,
+    output_hidden_states: bool | None = None,
+    return_dict: bool | None = None,
+    token_type_ids: torch.Tensor | None = None,  # ignored, as in DistilBertModel
+):
+    """forward of the masked-LM, sequence- and token-classification heads, in transformers' DistilBERT order."""
+    inputs = dict(
+        input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, position_ids=position_ids
+    )
+    return self.run_head(inputs, labels, output_attentions, output_hidden_states, return_dict)
+
+
+class DistilBertForMaskedLM(MaskedLM, DistilBertPreTrainedModel):
     _tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
+    forward = _forward
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
@@ -292,106 +307,39 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.vocab_projector
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        token_type_ids: torch.Tensor | None = None,  # ignored, as in DistilBertModel
-    ) -> MaskedLMOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, all_hidden, all_attentions = self.distilbert.encode(
-            input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions
-        )
-        hidden = self.vocab_layer_norm(self.activation(self.vocab_transform(hidden)))
-        logits = self.vocab_projector(hidden)
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        out = MaskedLMOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
+    def head(self, encoded: BaseModelOutput) -> torch.Tensor:
+        hidden = self.vocab_layer_norm(self.activation(self.vocab_transform(encoded.last_hidden_state)))
+        return self.vocab_projector(hidden)
 
 
-class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
+class DistilBertForSequenceClassification(SequenceClassification, DistilBertPreTrainedModel):
+    forward = _forward
+
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.distilbert = DistilBertModel(config)
         self.pre_classifier = nn.Linear(config.dim, config.dim)
         self.classifier = nn.Linear(config.dim, config.num_labels)
         self.dropout = nn.Dropout(config.seq_classif_dropout)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        token_type_ids: torch.Tensor | None = None,  # ignored, as in DistilBertModel
-    ) -> SequenceClassifierOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, all_hidden, all_attentions = self.distilbert.encode(
-            input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions,
-            first_token_only=True,
-        )
-        pooled = torch.relu(self.pre_classifier(hidden[:, 0]))  # first ([CLS]) token
-        logits = self.classifier(self.dropout(pooled))
-        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
+    def head(self, encoded: BaseModelOutput) -> torch.Tensor:
+        pooled = torch.relu(self.pre_classifier(encoded.last_hidden_state[:, 0]))  # first ([CLS]) token
+        return self.classifier(self.dropout(pooled))
 
 
-class DistilBertForTokenClassification(DistilBertPreTrainedModel):
+class DistilBertForTokenClassification(TokenClassification, DistilBertPreTrainedModel):
+    forward = _forward
+
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.distilbert = DistilBertModel(config)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.dim, config.num_labels)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        token_type_ids: torch.Tensor | None = None,  # ignored, as in DistilBertModel
-    ) -> TokenClassifierOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, all_hidden, all_attentions = self.distilbert.encode(
-            input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions
-        )
-        logits = self.classifier(self.dropout(hidden))
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        out = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
 
-
-class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
+class DistilBertForQuestionAnswering(QuestionAnswering, DistilBertPreTrainedModel):
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
-        if config.num_labels != 2:
-            raise ValueError(
-                f"DistilBertForQuestionAnswering predicts a start and an end score, so config.num_labels must be 2; "
-                f"found {config.num_labels}."
-            )
         self.distilbert = DistilBertModel(config)
         self.qa_outputs = nn.Linear(config.dim, config.num_labels)
         self.dropout = nn.Dropout(config.qa_dropout)
@@ -409,18 +357,11 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
         return_dict: bool | None = None,
         token_type_ids: torch.Tensor | None = None,  # ignored, as in DistilBertModel
     ) -> QuestionAnsweringModelOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
+        inputs = dict(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, position_ids=position_ids
         )
-        hidden, all_hidden, all_attentions = self.distilbert.encode(
-            input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions
-        )
-        logits = self.qa_outputs(self.dropout(hidden))
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        out = QuestionAnsweringModelOutput(
-            loss=loss, start_logits=start_logits, end_logits=end_logits, hidden_states=all_hidden, attentions=all_attentions
-        )
-        return out if return_dict else out.to_tuple()
+        labels = span_labels(start_positions, end_positions)
+        return self.run_head(inputs, labels, output_attentions, output_hidden_states, return_dict)
+
+    def head(self, encoded: BaseModelOutput) -> torch.Tensor:
+        return self.qa_outputs(self.dropout(encoded.last_hidden_state))

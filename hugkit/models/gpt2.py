@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import PretrainedConfig
-from ..generation.mixin import GenerationMixin
 from ..kv_cache import DynamicCache, causal_mask, decoder_inputs
 from ..layers import get_activation
 from ..modeling_utils import PreTrainedModel
-from ..outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from ..outputs import BaseModelOutputWithPast
+from ..task_heads import CausalLM
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class GPT2Model(GPT2PreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
+class GPT2LMHeadModel(CausalLM, GPT2PreTrainedModel):
     has_learned_positions = True
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
 
@@ -225,31 +225,3 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
         super().__init__(config)
         self.transformer = GPT2Model(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.transformer.wte
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        past_key_values=None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        cache_position: torch.Tensor | None = None,
-        logits_to_keep: int = 0,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool = True,
-    ) -> CausalLMOutputWithPast:
-        out = self.transformer(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-            past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-            cache_position=cache_position, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
-        result = self._lm_output(out, labels, logits_to_keep, True)
-        result.hidden_states, result.attentions = out.hidden_states, out.attentions
-        return result if return_dict else result.to_tuple()

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import PretrainedConfig
-from ..generation.mixin import GenerationMixin
 from ..kv_cache import DynamicCache, causal_mask, decoder_inputs
 from ..layers import attention, get_activation
 from ..modeling_utils import PreTrainedModel
-from ..outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from ..outputs import BaseModelOutputWithPast
+from ..task_heads import CausalLM
 
 logger = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ class LlamaModel(LlamaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
+class LlamaForCausalLM(CausalLM, LlamaPreTrainedModel):
     model_class = LlamaModel
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
 
@@ -369,31 +369,3 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
         super().__init__(config)
         self.model = self.model_class(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.model.embed_tokens
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        past_key_values=None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        cache_position: torch.Tensor | None = None,
-        logits_to_keep: int = 0,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool = True,
-    ) -> CausalLMOutputWithPast:
-        out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-            past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-            cache_position=cache_position, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
-        result = self._lm_output(out, labels, logits_to_keep, True)
-        result.hidden_states, result.attentions = out.hidden_states, out.attentions
-        return result if return_dict else result.to_tuple()

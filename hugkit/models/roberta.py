@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import sequence_classification_loss, token_classification_loss
-from ..outputs import MaskedLMOutput, SequenceClassifierOutput
+from ..outputs import BaseModelOutputWithPooling
+from ..task_heads import MaskedLM, SequenceClassification
 from .bert import (
     BertConfig,
     BertForQuestionAnswering,
@@ -123,7 +123,7 @@ class RobertaLMHead(nn.Module):
         return self.decoder(self.layer_norm(torch.nn.functional.gelu(self.dense(features))))
 
 
-class RobertaForMaskedLM(RobertaPreTrainedModel):
+class RobertaForMaskedLM(MaskedLM, RobertaPreTrainedModel):
     _tied_weights_keys = {
         "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
         "lm_head.decoder.bias": "lm_head.bias",
@@ -138,61 +138,18 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head.decoder
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MaskedLMOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, _, all_hidden, all_attentions = self.base_model.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions,
-        )
-        logits = self.lm_head(hidden)
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        out = MaskedLMOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
+    def head(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
+        return self.lm_head(encoded.last_hidden_state)
 
 
-class RobertaForSequenceClassification(RobertaPreTrainedModel):
+class RobertaForSequenceClassification(SequenceClassification, RobertaPreTrainedModel):
     def __init__(self, config: RobertaConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self._attach_base_model(add_pooling_layer=False)
         self.classifier = RobertaClassificationHead(config)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> SequenceClassifierOutput | tuple:
-        output_hidden_states, output_attentions, return_dict = self._flags(
-            output_hidden_states, output_attentions, return_dict
-        )
-        hidden, _, all_hidden, all_attentions = self.base_model.encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_hidden_states, output_attentions, first_token_only=True,
-        )
-        logits = self.classifier(hidden)
-        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=all_attentions)
-        return out if return_dict else out.to_tuple()
+    def head(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
+        return self.classifier(encoded.last_hidden_state)
 
 
 class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):
