@@ -28,6 +28,8 @@ COMPONENT_CLASSES: dict[str, str] = {
     "CLIPTextModelWithProjection": "hugkit.models.clip",
     "CLIPVisionModelWithProjection": "hugkit.models.clip",
     "CLIPImageProcessor": "hugkit.image_processing",
+    "CLIPImageProcessorFast": "hugkit.image_processing",  # transformers 5 saves these names
+    "CLIPImageProcessorPil": "hugkit.image_processing",
     "CLIPFeatureExtractor": "hugkit.image_processing",
     # tokenizers: hugkit has one tokenizer class that reads every format
     "CLIPTokenizer": "hugkit.tokenization",
@@ -45,6 +47,6 @@ def find_component_class(name: str) -> type | None:
     module = importlib.import_module(module_name)
     if module_name == "hugkit.tokenization":
         return module.AutoTokenizer
-    if name == "CLIPFeatureExtractor":
+    if module_name == "hugkit.image_processing":
         return module.CLIPImageProcessor
     return getattr(module, name)

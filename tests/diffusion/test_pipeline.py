@@ -356,3 +356,36 @@ def test_cli_text_to_image(sd_folder, tmp_path):
     image = Image.open(out)
     assert image.size == (64, 64)
     assert main(["text-to-image", "--model", str(sd_folder), PROMPT, "--scheduler", "nope"]) == 2
+
+
+@pytest.mark.parametrize("threshold, flagged", [(-1.0, True), (2.0, False)])
+def test_safety_checker_reports_as_diffusers(tmp_path, threshold, flagged):
+    """A tiny safety checker whose thresholds flag every image (or none): same flags and images as diffusers."""
+    import transformers
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+
+    source = diffusers.StableDiffusionPipeline.from_pretrained(tiny_sd_pipeline(tmp_path)[1])
+    config = transformers.CLIPConfig(
+        text_config=dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37),
+        vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                           image_size=30, patch_size=2),
+        projection_dim=16,
+    )
+    torch.manual_seed(0)
+    checker = StableDiffusionSafetyChecker(config).eval()
+    with torch.no_grad():
+        checker.concept_embeds_weights.fill_(threshold)
+        checker.special_care_embeds_weights.fill_(threshold)
+    extractor = transformers.CLIPImageProcessor(size={"shortest_edge": 30}, crop_size={"height": 30, "width": 30})
+    reference = diffusers.StableDiffusionPipeline(**{**source.components, "safety_checker": checker,
+                                                     "feature_extractor": extractor})
+    reference.save_pretrained(tmp_path / "with-checker")
+    reference.set_progress_bar_config(disable=True)
+    mine = DiffusionPipeline.from_pretrained(tmp_path / "with-checker")
+    mine.set_progress_bar_config(disable=True)
+    assert type(mine.safety_checker) is hugkit.StableDiffusionSafetyChecker
+    expected = reference(PROMPT, num_inference_steps=2, generator=_seed(), output_type="np")
+    got = mine(PROMPT, num_inference_steps=2, generator=_seed(), output_type="np")
+    assert got.nsfw_content_detected == expected.nsfw_content_detected == [flagged]
+    assert max_pixel_difference(got.images, expected.images) <= 1e-3
+    assert (got.images.max() == 0.0) == flagged  # flagged images come back black
