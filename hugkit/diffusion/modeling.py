@@ -151,6 +151,11 @@ class ModelMixin(nn.Module, ConfigMixin):
         directory = Path(save_directory)
         if directory.is_file():
             raise ValueError(f"save_pretrained needs a folder, but {directory} is a file.")
+        if any(getattr(module, "is_quantized", False) for module in self.modules()):
+            raise ValueError(
+                f"This {type(self).__name__} is quantized, and diffusers' folder format has no way to describe that. "
+                "Save the float model and quantize when loading: from_pretrained(folder, quantization=...)."
+            )
         directory.mkdir(parents=True, exist_ok=True)
         self.save_config(directory)
         state = {name: tensor for name, tensor in self.state_dict().items()}

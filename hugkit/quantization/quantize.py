@@ -127,7 +127,11 @@ def quantize_(model: nn.Module, config: Any, filter_fn: Callable[[nn.Module, str
         set_submodule(model, name, replacement)
     skipped = [name for name, _ in layers if name not in {n for n, _ in chosen}]
     logger.info("Quantized %d linear layers with %s (%d left float).", len(chosen), config, len(skipped))
-    if hasattr(model, "config"):
+    if hasattr(model, "register_to_config"):  # a diffusers-style component: its config is frozen
+        from .checkpoint import describe
+
+        model.register_to_config(quantization_config=describe(model))
+    elif hasattr(model, "config"):
         from .checkpoint import describe
 
         model.config.quantization_config = describe(model)

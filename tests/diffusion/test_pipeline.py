@@ -389,3 +389,21 @@ def test_safety_checker_reports_as_diffusers(tmp_path, threshold, flagged):
     assert got.nsfw_content_detected == expected.nsfw_content_detected == [flagged]
     assert max_pixel_difference(got.images, expected.images) <= 1e-3
     assert (got.images.max() == 0.0) == flagged  # flagged images come back black
+
+
+@pytest.mark.parametrize("scheme", ["dynamic-int8", "int8"])
+def test_quantized_pipeline_draws_nearly_the_same_image(sd_folder, pipes, scheme):
+    _, plain = pipes
+    expected = plain(PROMPT, num_inference_steps=3, generator=_seed(), output_type="np").images
+    pipe = DiffusionPipeline.from_pretrained(sd_folder, quantization=scheme)
+    pipe.set_progress_bar_config(disable=True)
+    assert any(getattr(m, "is_quantized", False) for m in pipe.unet.modules())
+    assert any(getattr(m, "is_quantized", False) for m in pipe.text_encoder.modules())
+    assert not any(getattr(m, "is_quantized", False) for m in pipe.vae.modules())
+    got = pipe(PROMPT, num_inference_steps=3, generator=_seed(), output_type="np").images
+    difference = max_pixel_difference(got, expected)
+    assert 0 < difference <= 0.1, difference  # really quantized, and still the same picture
+    with pytest.raises(ValueError, match="lacks"):
+        DiffusionPipeline.from_pretrained(sd_folder, quantization={"unet_2": "int8"})
+    with pytest.raises(ValueError, match="quantize when loading"):
+        pipe.unet.save_pretrained(sd_folder.parent / "quantized-unet")

@@ -311,7 +311,8 @@ class FeedForward(nn.Module):
         self.net = nn.ModuleList(layers)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.net[0], GEGLU) and not self.training and not torch.is_grad_enabled():
+        fusable = isinstance(self.net[0], GEGLU) and type(self.net[0].proj) is nn.Linear and type(self.net[2]) is nn.Linear
+        if fusable and not self.training and not torch.is_grad_enabled():  # quantized layers take the plain path
             return self._geglu_forward(hidden_states)
         for layer in self.net:
             hidden_states = layer(hidden_states)
