@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import diffusers
-from tests.diffusion.conftest import tiny_sdxl_pipeline
+from tests.diffusion.tiny_pipelines import tiny_sdxl_pipeline
 from tests.diffusion.tiny_pipelines import max_pixel_difference
 
 import hugkit

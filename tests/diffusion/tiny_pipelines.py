@@ -99,6 +99,46 @@ def tiny_sd_pipeline(tmp: Path, unet_overrides: dict | None = None, scheduler_ov
     return pipe, folder
 
 
+def save_as(pipeline_class_name: str, folder, **components):
+    """Build diffusers' ``pipeline_class_name`` from ``components`` and save it: a folder whose model_index.json
+    names that class, as diffusers writes it."""
+    import diffusers
+
+    pipe = getattr(diffusers, pipeline_class_name)(**components)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.save_pretrained(folder)
+    return pipe, folder
+
+
+def tiny_sdxl_pipeline(tmp, pipeline_class_name: str = "StableDiffusionXLPipeline", refiner: bool = False):
+    """A tiny random SDXL pipeline (diffusers' own SDXL test sizes: two CLIP encoders of width 32, the second with
+    a projection, a UNet with "text_time" added conditioning) saved to ``tmp``; returns (pipe, folder).
+    ``refiner``: the refiner layout, only the second encoder and an aesthetic score instead of the target size."""
+    import diffusers
+    import torch
+    import transformers
+
+    time_ids = 5 if refiner else 6
+    unet = tiny_unet(attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+                     addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), norm_num_groups=1,
+                     projection_class_embeddings_input_dim=8 * time_ids + 32, cross_attention_dim=32 if refiner else 64)
+    scheduler = diffusers.DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                        clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    # SDXL's second tokenizer pads with "!", the first with the end token
+    tokenizer_2 = transformers.CLIPTokenizer.from_pretrained(write_clip_tokenizer(tmp / "tokenizer-2", pad_token="!"))
+    torch.manual_seed(1)
+    text_encoder_2 = tiny_text_encoder(with_projection=True, hidden_act="gelu", projection_dim=32)
+    components = dict(vae=tiny_vae(sample_size=128), text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, unet=unet,
+                      scheduler=scheduler, add_watermarker=False, text_encoder=None, tokenizer=None)
+    if refiner:
+        components["requires_aesthetics_score"] = True
+    else:
+        components["text_encoder"] = tiny_text_encoder(hidden_act="gelu", projection_dim=32)
+        components["tokenizer"] = transformers.CLIPTokenizer.from_pretrained(write_clip_tokenizer(tmp / "tokenizer"))
+    return save_as(pipeline_class_name, tmp / "tiny-sdxl", **components)
+
+
+
 def max_pixel_difference(a, b) -> float:
     import numpy as np
 
