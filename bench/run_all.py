@@ -17,7 +17,8 @@ import time
 
 import common
 
-BENCHMARKS = ("import_time", "first_result", "load_memory", "throughput", "generation", "quantization", "zero_shot")
+BENCHMARKS = ("import_time", "first_result", "load_memory", "throughput", "generation", "quantization", "zero_shot",
+              "diffusion")
 
 
 def main() -> int:

@@ -21,6 +21,7 @@ from ..config import CONFIG_NAME, PretrainedConfig, pop_hub_kwargs, read_json
 from ..layers import attention, check_inputs, get_activation
 from ..modeling_utils import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ModelOutput, Tensor
+from ..task_heads import resolve_flags
 
 # --- configs -------------------------------------------------------------------------------------
 
@@ -426,12 +427,7 @@ class CLIPPreTrainedModel(PreTrainedModel):
     base_model_prefix = "clip"
 
     def _flags(self, output_hidden_states, output_attentions, return_dict) -> tuple[bool, bool, bool]:
-        config = self.config
-        return (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states,
-            config.output_attentions if output_attentions is None else output_attentions,
-            config.return_dict if return_dict is None else return_dict,
-        )
+        return resolve_flags(self.config, output_hidden_states, output_attentions, return_dict)
 
 
 class CLIPTextModel(CLIPPreTrainedModel):
@@ -466,22 +462,12 @@ class CLIPTextModel(CLIPPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class CLIPTextModelWithProjection(CLIPPreTrainedModel):
+class CLIPTextModelWithProjection(CLIPTextModel):
     """Text transformer + ``text_projection`` of the pooled output (SDXL's second text encoder)."""
-
-    config_class = CLIPTextConfig
-    base_model_prefix = "text_model"
 
     def __init__(self, config: CLIPTextConfig) -> None:
         super().__init__(config)
-        self.text_model = CLIPTextTransformer(config)
         self.text_projection = nn.Linear(config.hidden_size, config.projection_dim, bias=False)
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.text_model.embeddings.token_embedding
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.text_model.embeddings.token_embedding = value
 
     def forward(
         self,
@@ -532,20 +518,12 @@ class CLIPVisionModel(CLIPPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class CLIPVisionModelWithProjection(CLIPPreTrainedModel):
+class CLIPVisionModelWithProjection(CLIPVisionModel):
     """Vision transformer + ``visual_projection`` of the class token (IP-Adapter's image encoder)."""
-
-    config_class = CLIPVisionConfig
-    base_model_prefix = "vision_model"
-    main_input_name = "pixel_values"
 
     def __init__(self, config: CLIPVisionConfig) -> None:
         super().__init__(config)
-        self.vision_model = CLIPVisionTransformer(config)
         self.visual_projection = nn.Linear(config.hidden_size, config.projection_dim, bias=False)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.vision_model.embeddings.patch_embedding
 
     def forward(
         self,
