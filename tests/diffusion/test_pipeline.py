@@ -407,3 +407,13 @@ def test_quantized_pipeline_draws_nearly_the_same_image(sd_folder, pipes, scheme
         DiffusionPipeline.from_pretrained(sd_folder, quantization={"unet_2": "int8"})
     with pytest.raises(ValueError, match="quantize when loading"):
         pipe.unet.save_pretrained(sd_folder.parent / "quantized-unet")
+
+
+def test_quantized_linear_projection_unet(tmp_path):
+    """SD 2.x UNets project in and out of the transformers with linear layers, which quantization replaces."""
+    _, folder = tiny_sd_pipeline(tmp_path, unet_overrides={"use_linear_projection": True, "attention_head_dim": (2, 4)})
+    plain = DiffusionPipeline.from_pretrained(folder)
+    quantized = DiffusionPipeline.from_pretrained(folder, quantization="dynamic-int8")
+    assert type(quantized.unet.down_blocks[1].attentions[0].proj_in).__name__ != "Linear"
+    images = [p(PROMPT, num_inference_steps=2, generator=_seed(), output_type="np").images for p in (plain, quantized)]
+    assert 0 < max_pixel_difference(*images) <= 0.1
