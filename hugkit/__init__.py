@@ -102,6 +102,8 @@ _EXPORTS = {
     "CLIPImageProcessor": "hugkit.image_processing",
     "CLIPTokenizer": "hugkit.tokenization",
     "CLIPTokenizerFast": "hugkit.tokenization",
+    "WhisperFeatureExtractor": "hugkit.audio.feature_extraction_whisper",
+    "load_audio": "hugkit.audio.io",
     # image generation (diffusers' names)
     "DiffusionPipeline": "hugkit.diffusion.pipeline_utils",
     "StableDiffusionPipeline": "hugkit.diffusion.pipelines.stable_diffusion",

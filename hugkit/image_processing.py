@@ -23,25 +23,14 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
+from .feature_batch import BatchFeature
+
 logger = logging.getLogger(__name__)
 
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 _CHANNEL_COUNTS = (1, 3, 4)
-
-
-class BatchFeature(dict):
-    """``{"pixel_values": ...}`` readable as ``out.pixel_values`` too; ``.to(device)`` moves the tensors."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"This batch has no {name!r}; it holds {sorted(self)}.") from None
-
-    def to(self, *args: Any, **kwargs: Any) -> "BatchFeature":
-        return BatchFeature({k: v.to(*args, **kwargs) if hasattr(v, "to") else v for k, v in self.items()})
 
 
 class CLIPImageProcessor:

@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from .configuration import ConfigMixin, register_to_config
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
+PIL_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
 
 
-def _is_pil(value: Any) -> bool:
+def is_pil_image(value: Any) -> bool:
     return type(value).__module__.startswith("PIL.")
 
 
@@ -41,8 +41,8 @@ class VaeImageProcessor(ConfigMixin):
     ) -> None:
         if do_convert_rgb and do_convert_grayscale:
             raise ValueError("do_convert_rgb and do_convert_grayscale cannot both be True: pick the mode images should be in.")
-        if resample not in _RESAMPLE:
-            raise ValueError(f"Unknown resample {resample!r}: expected one of {sorted(_RESAMPLE)}.")
+        if resample not in PIL_RESAMPLE:
+            raise ValueError(f"Unknown resample {resample!r}: expected one of {sorted(PIL_RESAMPLE)}.")
 
     # --- conversions ---------------------------------------------------------------------------
     @staticmethod
@@ -82,7 +82,7 @@ class VaeImageProcessor(ConfigMixin):
     # --- input ---------------------------------------------------------------------------------
     def default_height_width(self, image: Any, height: int | None = None, width: int | None = None) -> tuple[int, int]:
         """The image's size (or the one asked), rounded down to a multiple of the VAE scale factor."""
-        if _is_pil(image):
+        if is_pil_image(image):
             size = (image.height, image.width)
         elif isinstance(image, torch.Tensor):
             size = tuple(image.shape[2:4])
@@ -96,8 +96,8 @@ class VaeImageProcessor(ConfigMixin):
     get_default_height_width = default_height_width  # diffusers' name
 
     def resize(self, image: Any, height: int, width: int) -> Any:
-        if _is_pil(image):
-            return image.resize((width, height), resample=_RESAMPLE[self.config.resample], reducing_gap=self.config.reducing_gap)
+        if is_pil_image(image):
+            return image.resize((width, height), resample=PIL_RESAMPLE[self.config.resample], reducing_gap=self.config.reducing_gap)
         if isinstance(image, torch.Tensor):
             return F.interpolate(image, size=(height, width))
         return self.pt_to_numpy(F.interpolate(self.numpy_to_pt(image), size=(height, width)))
@@ -106,7 +106,7 @@ class VaeImageProcessor(ConfigMixin):
         """One image or a list (PIL, numpy or torch) -> a (batch, channels, height, width) float tensor."""
         images = self._as_list(image)
         first = images[0]
-        if _is_pil(first):
+        if is_pil_image(first):
             if self.config.do_resize:
                 height, width = self.default_height_width(first, height, width)
                 images = [self.resize(i, height, width) for i in images]
@@ -147,14 +147,14 @@ class VaeImageProcessor(ConfigMixin):
         if not images:
             raise ValueError("Expected an image (PIL.Image, numpy array or torch tensor) or a list of them, got an empty list.")
         for item in images:
-            if not (_is_pil(item) or isinstance(item, (np.ndarray, torch.Tensor))):
+            if not (is_pil_image(item) or isinstance(item, (np.ndarray, torch.Tensor))):
                 raise TypeError(
                     f"Expected images as PIL.Image, numpy arrays (batch, height, width, channels) in [0, 1] or torch "
                     f"tensors (batch, channels, height, width) in [0, 1]; got {type(item).__name__}."
                 )
-            if not _is_pil(item) and item.ndim not in (2, 3, 4):
+            if not is_pil_image(item) and item.ndim not in (2, 3, 4):
                 raise ValueError(f"An image array must have 2 to 4 dimensions, got shape {tuple(item.shape)}.")
-        kinds = {("pil" if _is_pil(i) else type(i).__name__) for i in images}
+        kinds = {("pil" if is_pil_image(i) else type(i).__name__) for i in images}
         if len(kinds) > 1:
             raise TypeError(f"All images in a list must be of one kind, got {sorted(kinds)}.")
         return images

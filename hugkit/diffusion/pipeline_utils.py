@@ -146,7 +146,7 @@ class DiffusionPipeline(ConfigMixin):
 
         index = read_json(folder / MODEL_INDEX, what="pipeline index")
         pipeline_class = cls
-        if cls is DiffusionPipeline or cls.__name__.startswith("AutoPipeline"):
+        if cls is DiffusionPipeline:  # the folder (or file) says which pipeline it is
             pipeline_class = find_pipeline_class(index.get("_class_name", ""))
         pipe = pipeline_class._load_from_folder(folder, index, torch_dtype, variant, use_safetensors, device, kwargs)
         if quantization is not None:
@@ -214,7 +214,7 @@ class DiffusionPipeline(ConfigMixin):
             torch_dtype=dtype, config_overrides=kwargs.pop("config_overrides", None),
         )
         pipeline_class = cls
-        if cls is DiffusionPipeline or cls.__name__.startswith("AutoPipeline"):
+        if cls is DiffusionPipeline:  # the folder (or file) says which pipeline it is
             pipeline_class = find_pipeline_class(converted.pipeline_class_name)
         init: dict[str, Any] = {}
         for name in pipeline_class._component_names():

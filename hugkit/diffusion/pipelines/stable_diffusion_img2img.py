@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..denoising import DenoisingStep, check_callback_inputs, retrieve_timesteps, step_kwargs
-from ..image_processor import _is_pil
+from ..image_processor import is_pil_image
 from ..utils import randn_tensor
 from .stable_diffusion import StableDiffusionPipeline, _batch_size, check_generators, check_num_images, check_prompts
 
@@ -96,7 +96,7 @@ def check_image_input(image: Any, name: str = "image") -> None:
     if image is None:
         raise ValueError(f"{name} is required: pass a PIL image, a numpy array or a torch tensor (or a list of them).")
     for item in image if isinstance(image, (list, tuple)) else [image]:
-        if _is_pil(item) and item.mode != "RGB":
+        if is_pil_image(item) and item.mode != "RGB":
             raise ValueError(
                 f"{name} is a PIL image in mode {item.mode!r}; an RGB image is expected. Convert it with "
                 f"{name}.convert('RGB')."

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..denoising import DenoisingStep, check_callback_inputs, retrieve_timesteps, step_kwargs
-from ..image_processor import _RESAMPLE, VaeImageProcessor, _is_pil
+from ..image_processor import PIL_RESAMPLE, VaeImageProcessor, is_pil_image
 from ..utils import randn_tensor
 from .stable_diffusion import StableDiffusionPipeline, _batch_size, check_generators, check_num_images, check_prompts
 from .stable_diffusion_img2img import (
@@ -89,7 +89,7 @@ class StableDiffusionInpaintPipeline(StableDiffusionPipeline):
                 "masked image latents) or a plain one (4)."
             )
         if padding_mask_crop is not None:
-            if not (_is_pil(image) and _is_pil(mask_image)):
+            if not (is_pil_image(image) and is_pil_image(mask_image)):
                 raise ValueError(
                     "padding_mask_crop needs image and mask_image as single PIL images, got "
                     f"{type(image).__name__} and {type(mask_image).__name__}."
@@ -179,7 +179,7 @@ class StableDiffusionInpaintPipeline(StableDiffusionPipeline):
         crop = None
         if padding_mask_crop is not None:
             crop = get_crop_region(mask_image, width, height, pad=padding_mask_crop)
-            resample = _RESAMPLE[self.image_processor.config.resample]
+            resample = PIL_RESAMPLE[self.image_processor.config.resample]
             image = resize_and_fill(image.crop(crop), width, height, resample)
             mask_image = resize_and_fill(mask_image.crop(crop), width, height, resample)
         init_image = self.image_processor.preprocess(image, height=height, width=width).to(dtype=torch.float32)
@@ -292,7 +292,7 @@ class StableDiffusionInpaintPipeline(StableDiffusionPipeline):
                 return
             last.output = self._decode(last.latents, output_type, device, dtype)
             if crop is not None:
-                resample = _RESAMPLE[self.image_processor.config.resample]
+                resample = PIL_RESAMPLE[self.image_processor.config.resample]
                 last.output.images = [apply_overlay(mask_image, image, one, crop, resample) for one in last.output.images]
             yield last
         finally:
