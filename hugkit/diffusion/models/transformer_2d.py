@@ -122,36 +122,48 @@ class Transformer2DModel(nn.Module):
         return _project_to_feature_map(hidden_states, self.proj_out, residual)
 
 
-# proj_in / proj_out as batched matmuls on transposed views: the same numbers as diffusers' conv-1x1 (or linear)
-# plus permute + reshape + .contiguous(), without the two layout copies; proj_out adds the residual as it writes.
+# proj_in / proj_out as matmuls on transposed views: the same numbers as diffusers' conv-1x1 (or linear) plus
+# permute + reshape + .contiguous(), without the two layout copies, and proj_out adds the residual as it writes.
+# Under autograd (training) the plain layers run instead.
+def _has_plain_weight(layer: nn.Module) -> bool:
+    """A float conv/linear layer (a quantized replacement has no .weight to multiply by: it runs as a module)."""
+    return type(layer) in (nn.Conv2d, nn.Linear)
+
+
 def _weight_2d(layer: nn.Conv2d | nn.Linear) -> torch.Tensor:
     return layer.weight.reshape(layer.weight.shape[0], -1)  # a conv-1x1 weight (O, I, 1, 1) is a linear weight
 
 
 def _project_to_tokens(x: torch.Tensor, layer: nn.Conv2d | nn.Linear) -> torch.Tensor:
     """(B, C, H, W) feature map -> (B, H*W, inner) tokens through ``layer``."""
-    if not x.is_contiguous():
+    if not x.is_contiguous() or torch.is_grad_enabled() or not _has_plain_weight(layer):  # out= has no autograd
         return _to_tokens(layer(x)) if isinstance(layer, nn.Conv2d) else layer(_to_tokens(x))
-    batch, channels = x.shape[:2]
-    weight = _weight_2d(layer).t().expand(batch, channels, -1)  # BLAS reads both transposed operands in place
-    tokens = x.view(batch, channels, -1).transpose(1, 2)
-    if layer.bias is None:
-        return torch.bmm(tokens, weight)
-    return torch.baddbmm(layer.bias, tokens, weight)
+    batch, channels, height, width = x.shape
+    weight = _weight_2d(layer)
+    out = x.new_empty(batch, height * width, weight.shape[0])
+    for b in range(batch):  # (C, H*W)^T @ W^T: BLAS reads the transposed operand in place
+        if layer.bias is None:
+            torch.mm(x[b].view(channels, -1).t(), weight.t(), out=out[b])
+        else:
+            torch.addmm(layer.bias, x[b].view(channels, -1).t(), weight.t(), out=out[b])
+    return out
 
 
 def _project_to_feature_map(tokens: torch.Tensor, layer: nn.Conv2d | nn.Linear, residual: torch.Tensor) -> torch.Tensor:
     """residual + ``layer``(tokens) laid out as the (B, C, H, W) residual."""
     batch, channels, height, width = residual.shape
-    weight = _weight_2d(layer)
-    if not residual.is_contiguous() or weight.shape[0] != channels:
-        projected = (_feature_map(layer(tokens), height, width) if isinstance(layer, nn.Linear)
-                     else layer(_feature_map(tokens, height, width)))
+    if (not residual.is_contiguous() or torch.is_grad_enabled() or not _has_plain_weight(layer)
+            or _weight_2d(layer).shape[0] != channels):
+        projected = (layer(_feature_map(tokens, height, width)) if isinstance(layer, nn.Conv2d)
+                     else _feature_map(layer(tokens), height, width))
         return projected + residual
-    out = torch.baddbmm(residual.view(batch, channels, -1), weight.expand(batch, -1, -1), tokens.transpose(1, 2))
+    weight = _weight_2d(layer)
+    out = torch.empty_like(residual)
+    for b in range(batch):  # W @ tokens^T + residual, written straight into the NCHW output
+        torch.addmm(residual[b].view(channels, -1), weight, tokens[b].t(), out=out[b].view(channels, -1))
     if layer.bias is not None:
-        out = out + layer.bias[:, None] if torch.is_grad_enabled() else out.add_(layer.bias[:, None])
-    return out.view(batch, channels, height, width)
+        out += layer.bias.view(1, channels, 1, 1)
+    return out
 
 
 def _to_tokens(x: torch.Tensor) -> torch.Tensor:

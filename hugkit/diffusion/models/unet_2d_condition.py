@@ -24,7 +24,7 @@ from ..modeling import ModelMixin
 from .attention import Attention
 from .embeddings import TimestepEmbedding, Timesteps
 from .resnet import get_activation
-from .unet_blocks import get_down_block, get_mid_block, get_up_block, use_gemm_convolutions
+from .unet_blocks import get_down_block, get_mid_block, get_up_block
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,6 @@ class UNet2DConditionModel(ModelMixin):
         self.conv_act = get_activation(act_fn)
         self.conv_out = nn.Conv2d(block_out_channels[0], out_channels, conv_out_kernel,
                                   padding=(conv_out_kernel - 1) // 2)
-        use_gemm_convolutions(self)  # faster CPU kernels for the low-resolution stages (see unet_blocks)
 
     @staticmethod
     def _check_config(down_block_types: Sequence[str], up_block_types: Sequence[str],

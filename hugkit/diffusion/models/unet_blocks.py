@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .resnet import Downsample2D, ResnetBlock2D, Upsample2D
@@ -20,95 +19,6 @@ from .transformer_2d import Transformer2DModel
 DOWN_BLOCKS = ("DownBlock2D", "CrossAttnDownBlock2D")
 MID_BLOCKS = ("UNetMidBlock2DCrossAttn",)
 UP_BLOCKS = ("UpBlock2D", "CrossAttnUpBlock2D")
-
-
-# --- convolutions of the low-resolution stages ---------------------------------------------------------------
-# At the UNet's 8x8 and 16x16 stages (1280-2560 channels) oneDNN's direct convolution spends much of its time
-# re-laying out a 30-120 MB weight on every call. There, the im2col form (unfold the input patches, one matmul
-# per sample) measured 1.8x faster at 8x8 and up to 1.3x at 16x16 on a 2-core AVX-512 CPU, ~5% of a whole SD 1.5
-# step; from 32x32 up oneDNN is faster, so larger maps keep it.
-_GEMM_CONV_MAX_PIXELS = 16 * 16
-
-
-class GemmConv2d(nn.Conv2d):
-    """``nn.Conv2d`` (same weights, same results to float rounding) that computes small CPU float32 feature maps
-    as a matmul over unfolded patches. Other cases (GPU, other dtypes, large maps) use the parent."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if (input.ndim != 4 or input.device.type != "cpu" or input.dtype != torch.float32 or self.groups != 1
-                or self.dilation != (1, 1) or self.padding_mode != "zeros" or isinstance(self.padding, str)):
-            return super().forward(input)
-        batch, _, height, width = input.shape
-        out_h = (height + 2 * self.padding[0] - self.kernel_size[0]) // self.stride[0] + 1
-        out_w = (width + 2 * self.padding[1] - self.kernel_size[1]) // self.stride[1] + 1
-        if out_h * out_w > _GEMM_CONV_MAX_PIXELS:
-            return super().forward(input)
-        patches = F.unfold(input, self.kernel_size, padding=self.padding, stride=self.stride)  # (B, C*k*k, pixels)
-        weight = self.weight.view(self.out_channels, -1).expand(batch, -1, -1)
-        if self.bias is None:
-            out = torch.bmm(weight, patches)
-        else:
-            out = torch.baddbmm(self.bias[:, None], weight, patches)
-        return out.view(batch, self.out_channels, out_h, out_w)
-
-
-def use_gemm_convolutions(module: nn.Module) -> None:
-    """Make every k x k (k > 1) ``nn.Conv2d`` in ``module`` a ``GemmConv2d``: the same module and parameters
-    (checkpoint names and state dict unchanged), only the forward differs."""
-    for layer in module.modules():
-        if type(layer) is nn.Conv2d and layer.kernel_size != (1, 1):
-            layer.__class__ = GemmConv2d
-
-
-# --- the up blocks' upsampler ----------------------------------------------------------------------------------
-# Nearest x2 upsampling followed by a 3x3 convolution sees every source pixel four times. Per output phase
-# (row parity i, column parity j) it equals a 2x2 convolution of the *source* map with summed taps, e.g. for even
-# rows the kernel rows (W0, W1 + W2) on source rows (y - 1, y). Four 2x2 convolutions do 16 multiply-adds per
-# source pixel instead of 36: measured 1.9x faster at 32->64 (640 channels) and ~1.4x at 16->32 (1280) on CPU.
-# Below 16x16 sources the small convolutions lose, so those keep the plain path.
-_PHASE_UPSAMPLE_MIN_PIXELS = 16 * 16
-_PHASE_TAPS = (((0,), (1, 2)), ((0, 1), (2,)))  # [parity][source offset] -> kernel taps (rows or columns) summed
-
-
-def _phase_tap_matrix() -> torch.Tensor:
-    """(9, 16): the 3x3 taps summed into each (i, j, a, b) = (row parity, column parity, 2x2 tap) entry."""
-    matrix = torch.zeros(9, 16)
-    for i in range(2):
-        for j in range(2):
-            for a in range(2):
-                for b in range(2):
-                    for r in _PHASE_TAPS[i][a]:
-                        for c in _PHASE_TAPS[j][b]:
-                            matrix[r * 3 + c, ((i * 2 + j) * 2 + a) * 2 + b] = 1.0
-    return matrix
-
-
-_PHASE_MATRIX = _phase_tap_matrix()
-
-
-class PhaseUpsample2D(Upsample2D):
-    """``Upsample2D`` (nearest x2, then the 3x3 ``conv``) computed by output phase on CPU; same weights and names."""
-
-    def forward(self, hidden_states: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
-        conv = self.conv
-        batch, channels, height, width = hidden_states.shape if hidden_states.ndim == 4 else (0, 0, 0, 0)
-        if (conv is None or not self.interpolate or hidden_states.device.type != "cpu"
-                or hidden_states.dtype != torch.float32 or channels != self.channels
-                or height * width < _PHASE_UPSAMPLE_MIN_PIXELS or conv.kernel_size != (3, 3)
-                or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1
-                or (output_size is not None and tuple(output_size) != (2 * height, 2 * width))):
-            return super().forward(hidden_states, output_size)
-        out_channels = conv.out_channels
-        taps = _PHASE_MATRIX.to(conv.weight.dtype)
-        kernels = (conv.weight.reshape(-1, 9) @ taps).view(out_channels, channels, 2, 2, 2, 2)
-        padded = F.pad(hidden_states, (1, 1, 1, 1))
-        out = hidden_states.new_empty(batch, out_channels, height, 2, width, 2)
-        for i in range(2):
-            for j in range(2):
-                out[:, :, :, i, :, j] = F.conv2d(
-                    padded[:, :, i:i + height + 1, j:j + width + 1], kernels[:, :, i, j], conv.bias
-                )
-        return out.view(batch, out_channels, 2 * height, 2 * width)
 
 
 def _per_layer(value: int | Sequence[int], num_layers: int) -> list[int]:
@@ -286,8 +196,7 @@ class UpBlock2D(nn.Module):
             for i in range(num_layers)
         )
         self.upsamplers = (
-            nn.ModuleList([PhaseUpsample2D(out_channels, use_conv=True, out_channels=out_channels)])
-            if add_upsample else None
+            nn.ModuleList([Upsample2D(out_channels, use_conv=True, out_channels=out_channels)]) if add_upsample else None
         )
 
     def forward(self, hidden_states: torch.Tensor, res_hidden_states_tuple: tuple[torch.Tensor, ...],
@@ -330,8 +239,7 @@ class CrossAttnUpBlock2D(nn.Module):
             for i in range(num_layers)
         )
         self.upsamplers = (
-            nn.ModuleList([PhaseUpsample2D(out_channels, use_conv=True, out_channels=out_channels)])
-            if add_upsample else None
+            nn.ModuleList([Upsample2D(out_channels, use_conv=True, out_channels=out_channels)]) if add_upsample else None
         )
 
     def forward(self, hidden_states: torch.Tensor, res_hidden_states_tuple: tuple[torch.Tensor, ...],
