@@ -168,11 +168,12 @@ class StableDiffusionPipeline(DiffusionPipeline):
         extra_step_kwargs: dict[str, Any],
         callback_on_step_end: Callable | None,
         callback_inputs: list[str],
+        decode: Callable[[torch.Tensor], Any],
         model_input: Callable[[torch.Tensor, Any], torch.Tensor] | None = None,
         after_step: Callable[[torch.Tensor, int, Any], torch.Tensor] | None = None,
     ) -> Iterator[DenoisingStep]:
-        """Yield a DenoisingStep after each step but the last, which is returned (the caller decodes first).
-        ``embeds`` holds prompt_embeds / negative_prompt_embeds (and SDXL's pooled embeddings and time ids)
+        """Yield a DenoisingStep after each step; the last one is yielded after ``decode(latents)`` has set its
+        ``output`` (after an interrupt, the last step computed is yielded again with it). ``embeds`` holds prompt_embeds / negative_prompt_embeds (and SDXL's pooled embeddings and time ids)
         that a callback may replace; ``model_input`` adds channels to the UNet input (inpainting UNets),
         ``after_step`` edits the latents after each step (inpainting with a plain UNet)."""
         guided = embeds["negative_prompt_embeds"] is not None
@@ -208,7 +209,9 @@ class StableDiffusionPipeline(DiffusionPipeline):
                 step = DenoisingStep(i, t, latents, len(timesteps), self.latent_format)
                 if i < len(timesteps) - 1:
                     yield step
-        return step
+        if step is not None:  # None: interrupted before the first step
+            step.output = decode(step.latents)
+            yield step
 
     def _conditioning(self, embeds: dict[str, Any], guided: bool) -> dict[str, Any]:
         """The UNet's text conditioning for one step: [negative, positive] stacked when guided."""
@@ -261,14 +264,11 @@ class StableDiffusionPipeline(DiffusionPipeline):
             unet_kwargs = {"cross_attention_kwargs": cross_attention_kwargs}
             unet_kwargs["timestep_cond"] = self._timestep_cond(guidance_scale, total, device, latents.dtype)
             embeds = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds if guided else None}
-            last = yield from self._denoising_loop(
+            yield from self._denoising_loop(
                 latents, timesteps, num_inference_steps, embeds, guidance_scale, guidance_rescale, unet_kwargs,
                 step_kwargs(self.scheduler, generator, eta), callback_on_step_end, callback_inputs,
+                decode=lambda final: self._decode(final, output_type, device, prompt_embeds.dtype),
             )
-            if last is None:  # interrupted before the first step
-                return
-            last.output = self._decode(last.latents, output_type, device, prompt_embeds.dtype)
-            yield last
         finally:
             self.maybe_free_model_hooks()
 

@@ -200,13 +200,10 @@ class StableDiffusionImg2ImgPipeline(StableDiffusionPipeline):
             unet_kwargs = {"cross_attention_kwargs": cross_attention_kwargs,
                            "timestep_cond": self._timestep_cond(guidance_scale, total, device, latents.dtype)}
             embeds = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds if guided else None}
-            last = yield from self._denoising_loop(
+            yield from self._denoising_loop(
                 latents, timesteps, steps, embeds, guidance_scale, 0.0, unet_kwargs,
                 step_kwargs(self.scheduler, generator, eta), callback_on_step_end, callback_inputs,
+                decode=lambda final: self._decode(final, output_type, device, prompt_embeds.dtype),
             )
-            if last is None:  # interrupted before the first step
-                return
-            last.output = self._decode(last.latents, output_type, device, prompt_embeds.dtype)
-            yield last
         finally:
             self.maybe_free_model_hooks()

@@ -282,19 +282,19 @@ class StableDiffusionInpaintPipeline(StableDiffusionPipeline):
 
             unet_kwargs = {"cross_attention_kwargs": cross_attention_kwargs,
                            "timestep_cond": self._timestep_cond(guidance_scale, total, device, latents.dtype)}
-            last = yield from self._denoising_loop(
+            def decode(final: torch.Tensor) -> Any:
+                output = self._decode(final, output_type, device, dtype)
+                if crop is not None:
+                    resample = PIL_RESAMPLE[self.image_processor.config.resample]
+                    output.images = [apply_overlay(mask_image, image, one, crop, resample) for one in output.images]
+                return output
+
+            yield from self._denoising_loop(
                 latents, timesteps, steps, embeds, guidance_scale, 0.0, unet_kwargs,
-                step_kwargs(self.scheduler, generator, eta), callback_on_step_end, callback_inputs,
+                step_kwargs(self.scheduler, generator, eta), callback_on_step_end, callback_inputs, decode=decode,
                 model_input=None if plain_unet else add_mask_channels,
                 after_step=keep_unmasked if plain_unet else None,
             )
-            if last is None:  # interrupted before the first step
-                return
-            last.output = self._decode(last.latents, output_type, device, dtype)
-            if crop is not None:
-                resample = PIL_RESAMPLE[self.image_processor.config.resample]
-                last.output.images = [apply_overlay(mask_image, image, one, crop, resample) for one in last.output.images]
-            yield last
         finally:
             self.maybe_free_model_hooks()
 
