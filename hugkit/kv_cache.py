@@ -1,12 +1,16 @@
-"""Key/value caches for decoder-only models, and the attention masks that go with them.
+"""Key/value caches for decoders, and the attention masks that go with them.
 
-Two caches share one small interface (``update``, ``get_seq_length``, ``max_cache_len``):
+Two self-attention caches share one small interface (``update``, ``get_seq_length``, ``max_cache_len``,
+``reorder_cache``):
 
 - ``StaticCache`` preallocates ``(batch, kv_heads, max_cache_len, head_dim)`` per layer (kv_heads may differ by
   layer after head pruning) and writes new keys in place at ``cache_position``. Shapes never change between decode steps, so a decode step can be ``torch.compile``d
   (or captured in a CUDA graph) without recompiling; generation uses it.
 - ``DynamicCache`` grows by concatenation; it is what ``model(..., use_cache=True)`` returns when no cache was
   passed, like transformers.
+
+An encoder-decoder wraps one of them in ``EncoderDecoderCache``, which adds the cross-attention keys and values:
+they depend only on the encoder output, so they are computed on the first decoder call and reused by every step.
 
 A slot of the cache is a *cache index* (0, 1, 2, ... in the order tokens were fed), not a position id: with left
 padding the two differ. Causality and sliding windows are defined on cache indices, as transformers does.
@@ -39,6 +43,11 @@ class DynamicCache:
 
     def get_seq_length(self) -> int:
         return self.keys[0].shape[2] if self.keys else 0
+
+    def reorder_cache(self, rows: torch.Tensor) -> None:
+        """Row ``i`` continues old row ``rows[i]`` (beam search keeps the best beams)."""
+        self.keys = [k.index_select(0, rows.to(k.device)) for k in self.keys]
+        self.values = [v.index_select(0, rows.to(v.device)) for v in self.values]
 
     def kv_length(self, new_tokens: int) -> int:
         """How many key slots attention sees once ``new_tokens`` more are written."""
@@ -111,8 +120,77 @@ class StaticCache:
             tensor.zero_()
         self.seen_tokens = 0
 
+    def reorder_cache(self, rows: torch.Tensor) -> None:
+        """Row ``i`` continues old row ``rows[i]``; in place, so the buffers keep their identity for compiled steps."""
+        for tensor in (*self.keys, *self.values):
+            tensor.copy_(tensor.index_select(0, rows.to(tensor.device)))
+
     def __len__(self) -> int:
         return len(self.keys)
+
+
+class EncoderDecoderCache:
+    """The decoder's self-attention cache (static or dynamic) plus the cross-attention keys/values per layer.
+
+    A decoder layer calls ``update`` for its self-attention (delegated to ``self_attention_cache``) and
+    ``cross_attention(layer_idx, compute)`` for its cross-attention: ``compute()`` (the k/v projections of the
+    encoder output, returning ``(key, value)``) runs on the first call only. Everything that reads the sequence
+    length (``get_seq_length``, ``kv_length``, ``max_cache_len``, ``seen_tokens``) refers to the self-attention
+    cache, so ``decoder_inputs`` and ``causal_mask`` treat both kinds alike.
+    """
+
+    def __init__(self, self_attention_cache: "StaticCache | DynamicCache | None" = None) -> None:
+        self.self_attention_cache = self_attention_cache if self_attention_cache is not None else DynamicCache()
+        self.cross_keys: dict[int, torch.Tensor] = {}
+        self.cross_values: dict[int, torch.Tensor] = {}
+
+    @classmethod
+    def for_model(cls, model, batch_size: int, max_cache_len: int) -> "EncoderDecoderCache":
+        """A static self-attention cache shaped by ``model.kv_cache_shape()`` (the decoder's layers, heads, head size)."""
+        return cls(StaticCache.for_model(model, batch_size, max_cache_len))
+
+    # --- self-attention: delegated ----------------------------------------------------------------
+    def update(
+        self, layer_idx: int, key: torch.Tensor, value: torch.Tensor, cache_position: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.self_attention_cache.update(layer_idx, key, value, cache_position)
+
+    def get_seq_length(self) -> int:
+        return self.self_attention_cache.get_seq_length()
+
+    def kv_length(self, new_tokens: int) -> int:
+        return self.self_attention_cache.kv_length(new_tokens)
+
+    @property
+    def max_cache_len(self) -> int | None:
+        return self.self_attention_cache.max_cache_len
+
+    @property
+    def seen_tokens(self) -> int:
+        return self.self_attention_cache.get_seq_length()
+
+    @seen_tokens.setter
+    def seen_tokens(self, value: int) -> None:
+        self.self_attention_cache.seen_tokens = value
+
+    def __len__(self) -> int:
+        return len(self.self_attention_cache)
+
+    # --- cross-attention: computed once -------------------------------------------------------------
+    def cross_attention(self, layer_idx: int, compute) -> tuple[torch.Tensor, torch.Tensor]:
+        """This layer's cross-attention ``(key, value)``: from the cache, or ``compute()`` stored on first use."""
+        if layer_idx not in self.cross_keys:
+            self.cross_keys[layer_idx], self.cross_values[layer_idx] = compute()
+        return self.cross_keys[layer_idx], self.cross_values[layer_idx]
+
+    def reorder_cache(self, rows: torch.Tensor) -> None:
+        """Reorder the self-attention rows. Cross-attention rows are not moved: beam search reorders within each
+        input's group of beams, whose encoder outputs (and so cross keys/values) are identical."""
+        self.self_attention_cache.reorder_cache(rows)
+
+
+def _self_attention_cache(cache):
+    return getattr(cache, "self_attention_cache", cache)
 
 
 def causal_mask(
@@ -164,7 +242,7 @@ def decoder_inputs(
     if cache_position is None:
         past = cache.get_seq_length() if cache is not None else 0
         cache_position = torch.arange(past, past + length, device=device)
-        if isinstance(cache, StaticCache):
+        if isinstance(_self_attention_cache(cache), StaticCache):
             cache.kv_length(length)  # raises when the cache would overflow
             cache.seen_tokens += length
     if cache is None:
