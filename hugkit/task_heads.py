@@ -274,6 +274,14 @@ class QuestionAnswering(EncoderTask):
 # --- encoder-decoders -------------------------------------------------------------------------------
 
 
+def cache_arguments(past_key_values, use_cache: bool | None, cache_position: torch.Tensor | None) -> dict[str, Any]:
+    """The decoder-cache arguments every encoder-decoder's ``run`` takes: ``past_key_values`` (an
+    ``EncoderDecoderCache`` or None), ``use_cache`` (True: start a dynamic cache when none was passed and return
+    it, like transformers), ``cache_position`` (the cache slots of the new decoder tokens; None: after those cached)."""
+    return {"past_key_values": past_key_values, "use_cache": bool(use_cache), "cache_position": cache_position}
+
+
+
 class Seq2SeqModel:
     """The base model's forward for an encoder-decoder (BartModel): its ``run`` output as it is."""
 
@@ -285,11 +293,13 @@ class Seq2SeqModel:
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        past_key_values=None,
         decoder_inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,  # accepted as in transformers; the forward pass keeps no decoder cache yet
+        use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        cache_position: torch.Tensor | None = None,
     ) -> Seq2SeqModelOutput | tuple:
         output_hidden_states, output_attentions, return_dict = resolve_flags(
             self.config, output_hidden_states, output_attentions, return_dict
@@ -299,6 +309,7 @@ class Seq2SeqModel:
             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+            **cache_arguments(past_key_values, use_cache, cache_position),
         )
         return out if return_dict else out.to_tuple()
 
@@ -319,13 +330,16 @@ class Seq2SeqTask:
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values=None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        use_cache: bool | None = None,  # accepted as in transformers; the forward pass keeps no decoder cache yet
+        use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        cache_position: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
     ) -> ModelOutput | tuple:
         output_hidden_states, output_attentions, return_dict = resolve_flags(
             self.config, output_hidden_states, output_attentions, return_dict
@@ -334,7 +348,10 @@ class Seq2SeqTask:
             input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
+            **cache_arguments(past_key_values, use_cache, cache_position),
         )
+        if logits_to_keep:
+            inputs["logits_to_keep"] = logits_to_keep
         decoded, logits = self.decode(inputs, labels, output_hidden_states, output_attentions)
         loss = None if labels is None else self.loss(logits, labels)
         out = self.output_class(loss=loss, logits=logits, **decoded.seq2seq_states())
@@ -356,9 +373,12 @@ class Seq2SeqLM(Seq2SeqTask):
     ) -> tuple[Seq2SeqModelOutput, torch.Tensor]:
         if labels is not None and inputs["decoder_input_ids"] is None and inputs["decoder_inputs_embeds"] is None:
             inputs = {**inputs, "decoder_input_ids": self.prepare_decoder_input_ids_from_labels(labels)}
+        logits_to_keep = inputs.pop("logits_to_keep", 0)
         decoded = self.base_model.run(
             **inputs, output_hidden_states=output_hidden_states, output_attentions=output_attentions
         )
+        if logits_to_keep:  # generation needs the last position's logits only
+            decoded.last_hidden_state = decoded.last_hidden_state[:, -logits_to_keep:]
         return decoded, self.head(decoded)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -363,12 +363,17 @@ class BartModel(Seq2SeqModel, BartPreTrainedModel):
         output_hidden_states: bool,
         output_attentions: bool,
         decoder_query_index: torch.Tensor | None = None,
+        past_key_values=None,
+        use_cache: bool = False,
+        cache_position: torch.Tensor | None = None,
     ) -> Seq2SeqModelOutput:
         """Encoder then decoder; forward and the heads call this with their resolved flags.
 
         ``decoder_query_index``: the last decoder layer computes only that position of each row (last_hidden_state
         is then (batch, 1, d_model)).
         """
+        if past_key_values is not None or use_cache:
+            raise NotImplementedError("BART's decoder cache is being written (issue 11).")
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             if input_ids is None:
                 raise ValueError(
