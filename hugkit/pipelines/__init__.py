@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,26 @@ TASKS: dict[str, dict[str, Any]] = {
         "builtin_locator": "hugkit.pipelines.zero_shot_classification:default_zero_shot_model",
         "default_id": "facebook/bart-large-mnli",
     },
+    # Encoder-decoder tasks transformers v5 removed; hugkit keeps them with v4's defaults.
+    "summarization": {
+        "impl": "hugkit.pipelines.text2text_generation:SummarizationPipeline",
+        "head": "seq2seq-lm",
+        "default_id": "sshleifer/distilbart-cnn-12-6",
+    },
+    "translation": {  # also "translation_XX_to_YY"
+        "impl": "hugkit.pipelines.text2text_generation:TranslationPipeline",
+        "head": "seq2seq-lm",
+        "default_id": "google-t5/t5-base",
+    },
+    "text2text-generation": {
+        "impl": "hugkit.pipelines.text2text_generation:Text2TextGenerationPipeline",
+        "head": "seq2seq-lm",
+        "default_id": "google-t5/t5-base",
+    },
 }
+
+# "translation_en_to_fr" and the like: the translation task, with its languages in the name.
+_TRANSLATION_TASK = re.compile(r"^translation_[A-Za-z0-9-]+_to_[A-Za-z0-9-]+$")
 
 TASK_ALIASES = {
     "sentiment-analysis": "text-classification",
@@ -77,8 +97,12 @@ def normalize_task(task: Any) -> str:
     if not isinstance(task, str):
         raise TypeError(f"The task must be a string such as 'sentiment-analysis', got {type(task).__name__}: {task!r}.")
     name = TASK_ALIASES.get(task, task)
+    if _TRANSLATION_TASK.match(name):
+        return "translation"
     if name not in TASKS:
-        raise KeyError(f"Unknown task {task!r}. Available tasks: {', '.join(SUPPORTED_TASKS)}.")
+        if name.startswith("translation"):
+            raise KeyError(f"Invalid translation task {task!r}: use the 'translation_XX_to_YY' format, e.g. 'translation_en_to_fr'.")
+        raise KeyError(f"Unknown task {task!r}. Available tasks: {', '.join(SUPPORTED_TASKS)}, translation_XX_to_YY.")
     return name
 
 
@@ -122,6 +146,7 @@ def pipeline(
     **task_kwargs: Any,
 ):
     """Build a pipeline for ``task`` (e.g. "sentiment-analysis") from a checkpoint id, folder or model object."""
+    requested = task
     task = normalize_task(task)
     entry = TASKS[task]
     module_name, class_name = entry["impl"].split(":")
@@ -152,7 +177,8 @@ def pipeline(
         model, tokenizer, head=entry["head"], task=task, device=device, loading_kwargs=loading,
         default_id=entry.get("default_id"),
     )
-    return pipeline_class(model=model_obj, tokenizer=tokenizer_obj, batch_size=batch_size, task=task, **task_kwargs)
+    name = requested if task == "translation" else task  # the pipeline reads the languages from the name
+    return pipeline_class(model=model_obj, tokenizer=tokenizer_obj, batch_size=batch_size, task=name, **task_kwargs)
 
 
 __all__ = ["pipeline", "SUPPORTED_TASKS", "TASKS", "TASK_ALIASES"]

@@ -1,4 +1,5 @@
-"""transformers v4's QuestionAnsweringPipeline as a test reference (v5 removed the pipeline).
+"""transformers v4's pipelines that v5 removed (question answering, summarization, translation, text2text) as a test
+reference.
 
 v4 is pip-installed once (no dependencies resolved: torch, numpy and the rest come from the test venv) into
 ``.assets/transformers-v4/`` beside the other fetched assets, and runs in a subprocess whose path puts it
@@ -28,14 +29,25 @@ warnings.simplefilter("ignore")
 import transformers
 assert transformers.__version__.startswith("4."), transformers.__version__
 transformers.logging.set_verbosity_error()
+import torch
 pipes = {}
 results = []
+
+def plain(value):  # tensors (return_tensors=True) as lists, so the results travel as JSON
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
 for call in json.load(sys.stdin):
-    folder = call["folder"]
-    if folder not in pipes:
-        pipes[folder] = transformers.pipeline("question-answering", model=folder, device="cpu")
+    key = (call.get("task", "question-answering"), call["folder"])
+    if key not in pipes:
+        pipes[key] = transformers.pipeline(key[0], model=key[1], device="cpu", **call.get("init", {}))
     try:
-        results.append({"ok": pipes[folder](*call.get("args", []), **call.get("kwargs", {}))})
+        results.append({"ok": plain(pipes[key](*call.get("args", []), **call.get("kwargs", {})))})
     except Exception as error:
         results.append({"error": f"{type(error).__name__}: {error}"})
 json.dump(results, sys.stdout)
@@ -63,7 +75,8 @@ def install_v4() -> Path:
 
 
 def run_v4(calls: list[dict]) -> list:
-    """Each call is {"folder", "args", "kwargs"}; returns v4's outputs (or {"error": ...}) in order."""
+    """Each call is {"folder", "args", "kwargs"} plus optional "task" (default question-answering) and "init"
+    (pipeline() arguments); returns v4's outputs (or {"error": ...}) in order, tensors as lists."""
     site = install_v4()
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run([sys.executable, "-c", _RUNNER], input=json.dumps(calls), capture_output=True, text=True, env=env)
