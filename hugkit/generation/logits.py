@@ -1,140 +1,841 @@
 """Score processing for one decoding step, in transformers' order and with its exact arithmetic.
 
-Each processor takes the token ids so far ``(batch, length)`` (prompt padding included, as transformers sees
-them) and the float32 scores ``(batch, vocab)`` of the next token, and returns new scores. ``build_processors``
-picks them from a resolved GenerationConfig: penalties and length rules always, the sampling warpers
-(temperature, top-k, top-p, min-p) only when sampling.
+A processor is called as ``processor(input_ids, scores)``: the token ids so far ``(rows, length)`` (prompt padding
+included, as transformers sees them) and the float32 scores ``(rows, vocab)`` of the next token; it returns new
+scores. Any callable with that signature works, so do subclasses of ``LogitsProcessor`` written for transformers and
+transformers' own processor instances. ``LogitsProcessorList`` applies a list of them in order.
+
+``build_processors`` picks the processors a resolved GenerationConfig asks for, in the order of transformers 5's
+``_get_logits_processor``: sequence bias, penalties, length and token rules, then the user's processors merged in
+(a user processor of the same class replaces the built one, the rest are appended), then the sampling warpers
+(temperature, top-h, top-k, top-p, min-p, typical, epsilon, eta) when sampling, and log-softmax renormalisation last.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import inspect
+import logging
+import math
+from typing import Any, Callable, Iterable
 
 import torch
 
-Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+logger = logging.getLogger(__name__)
+
+NEG_INF = -float("inf")
+
+__all__ = [
+    "LogitsProcessor", "LogitsProcessorList", "MinLengthLogitsProcessor", "MinNewTokensLengthLogitsProcessor",
+    "TemperatureLogitsWarper", "RepetitionPenaltyLogitsProcessor", "EncoderRepetitionPenaltyLogitsProcessor",
+    "TopPLogitsWarper", "TopKLogitsWarper", "TopHLogitsWarper", "MinPLogitsWarper", "TypicalLogitsWarper",
+    "EpsilonLogitsWarper", "EtaLogitsWarper", "NoRepeatNGramLogitsProcessor", "EncoderNoRepeatNGramLogitsProcessor",
+    "SequenceBiasLogitsProcessor", "NoBadWordsLogitsProcessor", "PrefixConstrainedLogitsProcessor",
+    "ForcedBOSTokenLogitsProcessor", "ForcedEOSTokenLogitsProcessor", "InfNanRemoveLogitsProcessor",
+    "ExponentialDecayLengthPenalty", "LogitNormalization", "SuppressTokensAtBeginLogitsProcessor",
+    "SuppressTokensLogitsProcessor", "build_processors", "merge_user_list",
+]
 
 
-def repetition_penalty(penalty: float) -> Processor:
-    """Divide positive scores (multiply negative ones) of every token already in the sequence by ``penalty``."""
-
-    def apply(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        seen = torch.gather(scores, 1, input_ids)
-        seen = torch.where(seen < 0, seen * penalty, seen / penalty)
-        return scores.scatter(1, input_ids, seen)
-
-    return apply
+# --- the protocol --------------------------------------------------------------------------------
 
 
-class NoRepeatNGram:
-    """Ban any token that would complete an n-gram already present in the sequence.
+class LogitsProcessor:
+    """Base class of the score processors: subclass it and implement ``__call__(input_ids, scores) -> scores``."""
 
-    The n-gram table of each row grows by one entry per step instead of being rebuilt from the whole sequence.
-    """
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(
+            f"{type(self).__name__} is a LogitsProcessor without a __call__: implement "
+            "__call__(self, input_ids, scores) returning the processed scores."
+        )
 
-    def __init__(self, ngram_size: int) -> None:
-        self.n = ngram_size
-        self.tables: list[dict[tuple[int, ...], list[int]]] | None = None
-        self.rows: list[list[int]] = []
 
-    def _add(self, row: int, tokens: list[int], end: int) -> None:
-        # the n-gram ending at index `end` (inclusive)
-        ngram = tuple(tokens[end - self.n + 1 : end + 1])
-        self.tables[row].setdefault(ngram[:-1], []).append(ngram[-1])
+_EXTRA_ARGS: dict[type, tuple[str, ...]] = {}
+
+
+def _extra_parameters(processor: Callable) -> tuple[str, ...]:
+    """Names ``__call__`` takes after (input_ids, scores), as transformers reads them (cached per class)."""
+    kind = type(processor)
+    cached = _EXTRA_ARGS.get(kind)
+    if cached is not None:
+        return cached
+    try:
+        names = tuple(inspect.signature(processor.__call__).parameters)
+    except (TypeError, ValueError):  # a builtin without a signature: called with the two arguments
+        names = ()
+    extra = names[2:] if len(names) > 2 else ()
+    if inspect.isfunction(getattr(kind, "__call__", None)):  # a class's own __call__: the same for every instance
+        _EXTRA_ARGS[kind] = extra
+    return extra
+
+
+class LogitsProcessorList(list):
+    """A list of processors; calling it applies each in order. Keyword arguments reach the processors whose
+    ``__call__`` takes more than ``(input_ids, scores)`` (all of its extra parameters must be given)."""
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        for processor in self:
+            extra = _extra_parameters(processor)
+            if extra:
+                missing = [name for name in extra if name not in kwargs]
+                if missing:
+                    raise ValueError(
+                        f"{type(processor).__name__}.__call__ needs {', '.join(missing)} besides (input_ids, scores), "
+                        f"but the call passed only {sorted(kwargs) or 'no keyword arguments'}. Pass them as keyword "
+                        "arguments to the list's call, or give the parameters defaults."
+                    )
+                scores = processor(input_ids, scores, **kwargs)
+            else:
+                scores = processor(input_ids, scores)
+        return scores
+
+
+def _token_tensor(ids: int | Iterable[int] | torch.Tensor, what: str, device: Any = "cpu") -> torch.Tensor:
+    if isinstance(ids, torch.Tensor):
+        tensor = ids.reshape(-1) if ids.dim() == 0 else ids
+    else:
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        if not all(isinstance(t, int) and not isinstance(t, bool) for t in ids):
+            raise ValueError(f"{what} should be an int token id or a list of them, found {ids!r}.")
+        tensor = torch.tensor(ids, dtype=torch.long, device=device)
+    if torch.is_floating_point(tensor) or bool((tensor < 0).any()):
+        raise ValueError(f"{what} should be token ids (ints >= 0), found {tensor.tolist()!r}.")
+    return tensor
+
+
+def _check_positive_int(value: Any, name: str, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} should be an int >= {minimum}, found {value!r}.")
+
+
+def _check_unit_interval(value: Any, name: str, low_open: bool = True, high_open: bool = True) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{name} should be a float, found {value!r}.")
+    value = float(value)
+    low_ok = value > 0 if low_open else value >= 0
+    high_ok = value < 1 if high_open else value <= 1
+    if not (low_ok and high_ok):
+        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+        raise ValueError(f"{name} should be a float in {interval}, found {value!r}.")
+    return value
+
+
+# --- length rules ------------------------------------------------------------------------------------
+
+
+class MinLengthLogitsProcessor(LogitsProcessor):
+    """Forbid EOS while the sequence (prompt included; the decoder's ids for an encoder-decoder) is shorter than
+    ``min_length``."""
+
+    def __init__(self, min_length: int, eos_token_id, device: str = "cpu") -> None:
+        _check_positive_int(min_length, "min_length", 0)
+        self.min_length = min_length
+        self.eos_token_id = _token_tensor(eos_token_id, "eos_token_id", device)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] >= self.min_length:
+            return scores.clone()
+        vocab = torch.arange(scores.shape[-1], device=scores.device)
+        return torch.where(torch.isin(vocab, self.eos_token_id.to(scores.device)), -math.inf, scores)
+
+
+class MinNewTokensLengthLogitsProcessor(LogitsProcessor):
+    """Forbid EOS until ``min_new_tokens`` tokens follow the first ``prompt_length_to_skip`` ones."""
+
+    def __init__(self, prompt_length_to_skip: int, min_new_tokens: int, eos_token_id, device: str = "cpu") -> None:
+        _check_positive_int(prompt_length_to_skip, "prompt_length_to_skip", 0)
+        _check_positive_int(min_new_tokens, "min_new_tokens", 0)
+        self.prompt_length_to_skip = prompt_length_to_skip
+        self.min_new_tokens = min_new_tokens
+        self.eos_token_id = _token_tensor(eos_token_id, "eos_token_id", device)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] - self.prompt_length_to_skip >= self.min_new_tokens:
+            return scores.clone()
+        vocab = torch.arange(scores.shape[-1], device=scores.device)
+        return torch.where(torch.isin(vocab, self.eos_token_id.to(scores.device)), -math.inf, scores)
+
+
+class ForcedBOSTokenLogitsProcessor(LogitsProcessor):
+    """Make ``bos_token_id`` the only choice for the first generated token (when the ids so far are one token)."""
+
+    def __init__(self, bos_token_id: int) -> None:
+        self.bos_token_id = bos_token_id
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] != 1:
+            return scores
+        forced = torch.full_like(scores, -math.inf)
+        forced[:, self.bos_token_id] = 0
+        return forced
+
+
+class ForcedEOSTokenLogitsProcessor(LogitsProcessor):
+    """Make EOS the only choice for the token at position ``max_length - 1`` (the last one)."""
+
+    def __init__(self, max_length: int, eos_token_id, device: str = "cpu") -> None:
+        self.max_length = max_length
+        self.eos_token_id = _token_tensor(eos_token_id, "forced_eos_token_id", device)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] != self.max_length - 1:
+            return scores
+        forced = torch.full_like(scores, -math.inf)
+        forced[:, self.eos_token_id] = 0
+        return forced
+
+
+class ExponentialDecayLengthPenalty(LogitsProcessor):
+    """Raise EOS's score exponentially once ``start`` tokens follow the prompt: ``(start, decay_factor)``."""
+
+    def __init__(
+        self, exponential_decay_length_penalty: tuple[int, float], eos_token_id, input_ids_seq_length: int
+    ) -> None:
+        try:
+            start, factor = exponential_decay_length_penalty
+        except (TypeError, ValueError):
+            raise ValueError(
+                "exponential_decay_length_penalty should be a pair (start_index, decay_factor), found "
+                f"{exponential_decay_length_penalty!r}."
+            ) from None
+        self.regulation_start = start + input_ids_seq_length
+        self.regulation_factor = factor
+        self.eos_token_id = _token_tensor(eos_token_id, "eos_token_id")
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         length = input_ids.shape[-1]
-        if self.tables is None:  # first step: index the prompt
-            self.rows = input_ids.tolist()
-            self.tables = [{} for _ in self.rows]
-            for row, tokens in enumerate(self.rows):
-                for end in range(self.n - 1, length):
-                    self._add(row, tokens, end)
-        else:  # later steps: one new token per row
-            for row, token in enumerate(input_ids[:, -1].tolist()):
-                tokens = self.rows[row]
-                tokens.append(token)
-                if len(tokens) >= self.n:
-                    self._add(row, tokens, len(tokens) - 1)
-        if length + 1 < self.n:
+        if length <= self.regulation_start:
             return scores
-        scores = scores.clone()
-        for row, tokens in enumerate(self.rows):
-            banned = self.tables[row].get(tuple(tokens[length + 1 - self.n :]), [])
-            if banned:
-                scores[row, banned] = -float("inf")
-        return scores
+        eos = self.eos_token_id = self.eos_token_id.to(scores.device)
+        eos_scores = scores[:, eos]
+        penalty = torch.abs(eos_scores) * (pow(self.regulation_factor, length - self.regulation_start) - 1)
+        penalties = torch.zeros_like(scores)
+        penalties[:, eos] = penalty.masked_fill(~torch.isfinite(eos_scores), 0.0)
+        return scores + penalties
 
 
-def suppress_eos_until(min_total_length: int, eos: torch.Tensor) -> Processor:
-    """Forbid EOS while the sequence (prompt included) is shorter than ``min_total_length``."""
-
-    def apply(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if input_ids.shape[-1] < min_total_length:
-            scores = scores.index_fill(1, eos, -float("inf"))
-        return scores
-
-    return apply
+# --- penalties and bans ------------------------------------------------------------------------------
 
 
-def temperature(value: float) -> Processor:
-    return lambda input_ids, scores: scores / value
+class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
+    """Divide positive scores (multiply negative ones) of every token already in the sequence by ``penalty``.
+
+    ``prompt_ignore_length``: an int (skip that many leading tokens of every row) or a ``(rows,)`` tensor (per row,
+    e.g. each row's left padding, which transformers does not penalise).
+    """
+
+    def __init__(self, penalty: float, prompt_ignore_length: int | torch.Tensor | None = None) -> None:
+        if not isinstance(penalty, (int, float)) or isinstance(penalty, bool) or not penalty > 0:
+            raise ValueError(f"repetition_penalty should be a float > 0 (1.0 = no penalty), found {penalty!r}.")
+        if isinstance(prompt_ignore_length, int) and prompt_ignore_length < 0:
+            raise ValueError(f"prompt_ignore_length should be an int >= 0, found {prompt_ignore_length!r}.")
+        if isinstance(prompt_ignore_length, torch.Tensor) and prompt_ignore_length.dim() != 1:
+            raise ValueError(
+                f"prompt_ignore_length should be one length per row, shape (rows,), found shape "
+                f"{tuple(prompt_ignore_length.shape)}."
+            )
+        self.penalty = float(penalty)
+        self.prompt_ignore_length = prompt_ignore_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        vocab = scores.shape[-1]
+        if input_ids.dim() == 1:
+            input_ids = input_ids[:, None]
+        ignore = self.prompt_ignore_length
+        if isinstance(ignore, int):
+            input_ids = input_ids[:, ignore:]
+        elif isinstance(ignore, torch.Tensor):
+            if ignore.shape[0] != input_ids.shape[0]:
+                if ignore.shape[0] == 0 or input_ids.shape[0] % ignore.shape[0]:
+                    raise ValueError(
+                        f"prompt_ignore_length has {ignore.shape[0]} rows but the ids have {input_ids.shape[0]}: "
+                        "give one length per row."
+                    )
+                ignore = ignore.repeat_interleave(input_ids.shape[0] // ignore.shape[0])
+            ignore = ignore.to(input_ids.device)
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            input_ids = input_ids.masked_fill(positions[None, :] < ignore[:, None], vocab)
+        # ids past the scores' vocabulary (and the ignored positions) land in one spare column, dropped at the end
+        input_ids = input_ids.clamp(max=vocab)
+        padded = torch.nn.functional.pad(scores, (0, 1))
+        seen = torch.gather(padded, 1, input_ids)
+        seen = torch.where(seen < 0, seen * self.penalty, seen / self.penalty)
+        return padded.scatter(1, input_ids, seen)[..., :vocab]
 
 
-def top_k(k: int) -> Processor:
-    def apply(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        kth = torch.topk(scores, min(k, scores.shape[-1]))[0][..., -1, None]
-        return scores.masked_fill(scores < kth, -float("inf"))
+class EncoderRepetitionPenaltyLogitsProcessor(LogitsProcessor):
+    """Favour (``penalty`` > 1) or avoid tokens of the encoder input: scores of those tokens are multiplied by
+    ``penalty`` when positive, divided when negative."""
 
-    return apply
+    def __init__(self, penalty: float, encoder_input_ids: torch.Tensor) -> None:
+        if not isinstance(penalty, (int, float)) or isinstance(penalty, bool) or not penalty > 0:
+            raise ValueError(f"encoder_repetition_penalty should be a float > 0, found {penalty!r}.")
+        self.penalty = 1 / float(penalty)
+        self.encoder_input_ids = encoder_input_ids
 
-
-def top_p(p: float, min_tokens_to_keep: int = 1) -> Processor:
-    """Keep the smallest set of most likely tokens whose probability adds up to more than ``p``."""
-
-    def apply(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        sorted_logits, sorted_indices = torch.sort(scores, descending=False)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove = cumulative <= (1 - p)
-        remove[..., -min_tokens_to_keep:] = False
-        remove = remove.scatter(1, sorted_indices, remove)
-        return scores.masked_fill(remove, -float("inf"))
-
-    return apply
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        ids = self.encoder_input_ids
+        if scores.shape[0] > ids.shape[0]:
+            ids = ids.repeat_interleave(scores.shape[0] // ids.shape[0], dim=0)
+        seen = torch.gather(scores, 1, ids)
+        seen = torch.where(seen < 0, seen * self.penalty, seen / self.penalty)
+        return scores.scatter(1, ids, seen)
 
 
-def min_p(p: float, min_tokens_to_keep: int = 1) -> Processor:
-    """Drop tokens less likely than ``p`` times the most likely token."""
+class NoRepeatNGramLogitsProcessor(LogitsProcessor):
+    """Ban any token that would complete an n-gram already present in the row.
 
-    def apply(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    Stateless (each call looks at the whole row), so rows may be reordered between calls, as beam search does.
+    """
+
+    def __init__(self, ngram_size: int) -> None:
+        _check_positive_int(ngram_size, "no_repeat_ngram_size")
+        self.ngram_size = ngram_size
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        n = self.ngram_size
+        length = input_ids.shape[-1]
+        if length < n:
+            return scores
+        # The next token completes an n-gram whose first n-1 tokens are the row's last n-1 tokens: every earlier
+        # window of n tokens that starts with them bans its own last token.
+        suffix = input_ids[:, length - n + 1 :]
+        windows = input_ids.unfold(1, n, 1)
+        hit = (windows[..., :-1] == suffix[:, None, :]).all(dim=-1)
+        vocab = scores.shape[-1]
+        banned = torch.zeros(scores.shape[0], vocab + 1, dtype=torch.bool, device=scores.device)
+        # windows that do not match (and ids past the vocabulary) mark the spare last column
+        banned.scatter_(1, torch.where(hit, windows[..., -1].clamp(max=vocab), vocab), True)
+        return scores.masked_fill(banned[:, :vocab], NEG_INF)
+
+
+class EncoderNoRepeatNGramLogitsProcessor(LogitsProcessor):
+    """Ban tokens that would repeat an n-gram of the encoder input (summaries that do not copy the source)."""
+
+    def __init__(self, encoder_ngram_size: int, encoder_input_ids: torch.Tensor) -> None:
+        _check_positive_int(encoder_ngram_size, "encoder_no_repeat_ngram_size")
+        self.ngram_size = encoder_ngram_size
+        if encoder_input_ids.dim() == 1:
+            encoder_input_ids = encoder_input_ids[None]
+        self.batch_size = encoder_input_ids.shape[0]
+        n = encoder_ngram_size
+        self.generated_ngrams: list[dict[tuple[int, ...], list[int]]] = []
+        for row in encoder_input_ids.tolist():
+            table: dict[tuple[int, ...], list[int]] = {}
+            for start in range(len(row) - n + 1):
+                table.setdefault(tuple(row[start : start + n - 1]), []).append(row[start + n - 1])
+            self.generated_ngrams.append(table)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        rows = scores.shape[0]
+        per_input = rows // self.batch_size
+        length = input_ids.shape[-1]
+        out = scores.clone()
+        start = length + 1 - self.ngram_size
+        for row in range(rows):
+            key = tuple(input_ids[row, start:length].tolist())
+            banned = self.generated_ngrams[row // per_input].get(key, [])
+            out[row, banned] = NEG_INF
+        return out
+
+
+class SequenceBiasLogitsProcessor(LogitsProcessor):
+    """Add a bias to a token when the row ends with the rest of a given sequence.
+
+    ``sequence_bias``: ``{(token, ..., token): bias}`` or ``[[[token, ...], bias], ...]``; a one-token sequence biases
+    that token at every step.
+    """
+
+    def __init__(self, sequence_bias) -> None:
+        self.sequence_bias = self._as_dict(sequence_bias)
+        self.length_1_bias: torch.Tensor | None = None
+        self.multi_token_biases: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
+        self.prepared_bias_variables = False
+
+    @staticmethod
+    def _as_dict(sequence_bias) -> dict[tuple[int, ...], float]:
+        def ids_ok(ids) -> bool:
+            return len(ids) > 0 and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ids)
+
+        if isinstance(sequence_bias, dict) and sequence_bias:
+            if all(isinstance(k, tuple) and ids_ok(k) and isinstance(v, float) for k, v in sequence_bias.items()):
+                return dict(sequence_bias)
+        elif isinstance(sequence_bias, list) and sequence_bias:
+            if all(
+                isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], list) and ids_ok(pair[0])
+                and isinstance(pair[1], float) for pair in sequence_bias
+            ):
+                return {tuple(ids): bias for ids, bias in sequence_bias}
+        raise ValueError(
+            "sequence_bias should map token sequences to float biases: a non-empty dict {(id, ...): bias} or a list "
+            f"[[[id, ...], bias], ...] with ids >= 0 and float biases, found {sequence_bias!r}."
+        )
+
+    def _prepare(self, scores: torch.Tensor) -> None:
+        vocab = scores.shape[-1]
+        outside = [t for ids in self.sequence_bias for t in ids if t >= vocab]
+        if outside:
+            raise ValueError(
+                f"The model's vocabulary has {vocab} tokens, but these biased (or banned) token ids are outside it: "
+                f"{outside}. Use ids below {vocab}."
+            )
+        device = scores.device
+        self.length_1_bias = torch.zeros(vocab, dtype=torch.float, device=device)
+        singles = [(ids[0], bias) for ids, bias in self.sequence_bias.items() if len(ids) == 1]
+        if singles:
+            self.length_1_bias[[t for t, _ in singles]] = torch.tensor([b for _, b in singles], device=device)
+        groups: dict[int, list[tuple[tuple[int, ...], float]]] = {}
+        for ids, bias in self.sequence_bias.items():
+            if len(ids) > 1:
+                groups.setdefault(len(ids) - 1, []).append((ids, bias))
+        self.multi_token_biases = [
+            (
+                torch.tensor([ids[:-1] for ids, _ in group], device=device),
+                torch.tensor([ids[-1] for ids, _ in group], device=device),
+                torch.tensor([bias for _, bias in group], dtype=torch.float, device=device),
+            )
+            for group in groups.values()
+        ]
+        self.prepared_bias_variables = True
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if not self.prepared_bias_variables:
+            self._prepare(scores)
+        bias = torch.zeros_like(scores)
+        bias += self.length_1_bias
+        for prefixes, last_tokens, biases in self.multi_token_biases:
+            width = prefixes.shape[1]
+            if width > input_ids.shape[1]:
+                continue
+            ends_with = (input_ids[:, None, -width:] == prefixes).all(dim=-1)
+            bias.index_add_(1, last_tokens, torch.where(ends_with, biases, 0.0).to(bias.dtype))
+        return scores + bias
+
+
+class NoBadWordsLogitsProcessor(SequenceBiasLogitsProcessor):
+    """Ban token sequences: the last token of a sequence is banned when the row ends with the tokens before it.
+
+    A sequence that is just an EOS token is not banned (as in transformers).
+    """
+
+    def __init__(self, bad_words_ids: list[list[int]], eos_token_id=None) -> None:
+        if (
+            not isinstance(bad_words_ids, list) or not bad_words_ids
+            or not all(isinstance(ids, list) for ids in bad_words_ids)
+            or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for ids in bad_words_ids for t in ids)
+        ):
+            raise ValueError(
+                "bad_words_ids should be a non-empty list of token-id lists (ints >= 0), e.g. "
+                "tokenizer(['bad word'], add_special_tokens=False).input_ids, found " f"{bad_words_ids!r}."
+            )
+        self.bad_word_ids = bad_words_ids
+        if eos_token_id is not None:
+            eos = _token_tensor(eos_token_id, "eos_token_id").tolist()
+            bad_words_ids = [ids for ids in bad_words_ids if all(ids != [e] for e in eos)]
+        super().__init__({tuple(ids): NEG_INF for ids in bad_words_ids})
+
+
+class PrefixConstrainedLogitsProcessor(LogitsProcessor):
+    """Allow only the tokens ``prefix_allowed_tokens_fn(batch_id, row_ids)`` returns, per row."""
+
+    def __init__(self, prefix_allowed_tokens_fn: Callable[[int, torch.Tensor], list[int]], num_beams: int) -> None:
+        self._prefix_allowed_tokens_fn = prefix_allowed_tokens_fn
+        self._num_beams = num_beams
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        mask = torch.full_like(scores, -math.inf)
+        beams = self._num_beams
+        batch = input_ids.shape[0] // beams
+        for batch_id in range(batch):
+            for beam in range(beams):
+                row = batch_id * beams + beam
+                allowed = self._prefix_allowed_tokens_fn(batch_id, input_ids[row])
+                if len(allowed) == 0:
+                    raise ValueError(
+                        f"prefix_allowed_tokens_fn returned no allowed tokens for batch item {batch_id}: the "
+                        "constraint cannot be met. Return at least one token id for every prefix."
+                    )
+                mask[row, allowed] = 0
+        out = scores + mask
+        # when every beam of an input has only -inf left, the constraint wins over the scores
+        stuck = out.amax(dim=-1).isneginf().view(batch, -1).all(dim=-1, keepdim=True)
+        return torch.where(stuck.repeat_interleave(beams, dim=0), mask, out)
+
+
+class SuppressTokensLogitsProcessor(LogitsProcessor):
+    """Never generate the given tokens."""
+
+    def __init__(self, suppress_tokens, device: str = "cpu") -> None:
+        self.suppress_tokens = torch.tensor(list(suppress_tokens), dtype=torch.long, device=device)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        vocab = torch.arange(scores.shape[-1], device=scores.device)
+        return torch.where(torch.isin(vocab, self.suppress_tokens.to(scores.device)), NEG_INF, scores)
+
+
+class SuppressTokensAtBeginLogitsProcessor(LogitsProcessor):
+    """Forbid the given tokens at one position: when the ids so far are ``begin_index`` long (the first new token)."""
+
+    def __init__(self, begin_suppress_tokens, begin_index: int, device: str = "cpu") -> None:
+        self.begin_suppress_tokens = torch.tensor(list(begin_suppress_tokens), dtype=torch.long, device=device)
+        self.begin_index = begin_index
+
+    def set_begin_index(self, begin_index: int) -> None:
+        self.begin_index = begin_index
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] != self.begin_index:
+            return scores
+        vocab = torch.arange(scores.shape[-1], device=scores.device)
+        return torch.where(torch.isin(vocab, self.begin_suppress_tokens.to(scores.device)), NEG_INF, scores)
+
+
+class InfNanRemoveLogitsProcessor(LogitsProcessor):
+    """NaN -> 0, +inf -> the dtype's max, -inf -> the dtype's min."""
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        info = torch.finfo(scores.dtype)
+        out = torch.where(scores != scores, 0.0, scores)
+        out = torch.where(scores == float("inf"), info.max, out)
+        return torch.where(scores == NEG_INF, info.min, out)
+
+
+class LogitNormalization(LogitsProcessor):
+    """Log-softmax over the vocabulary (``renormalize_logits=True``; always the last processor)."""
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return scores.log_softmax(dim=-1)
+
+
+# --- sampling warpers --------------------------------------------------------------------------------
+
+
+class TemperatureLogitsWarper(LogitsProcessor):
+    """Divide the scores by ``temperature`` (> 1 flattens the distribution, < 1 sharpens it)."""
+
+    def __init__(self, temperature: float) -> None:
+        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature > 0:
+            hint = " For deterministic output use do_sample=False (greedy)." if temperature == 0 else ""
+            raise ValueError(f"temperature should be a float > 0, found {temperature!r}.{hint}")
+        self.temperature = float(temperature)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return scores / self.temperature
+
+
+class TopKLogitsWarper(LogitsProcessor):
+    """Keep the ``top_k`` highest scores (ties with the k-th kept too); at least ``min_tokens_to_keep``."""
+
+    def __init__(self, top_k: int, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
+        _check_positive_int(top_k, "top_k")
+        self.top_k = max(top_k, min_tokens_to_keep)
+        self.filter_value = filter_value
+        self.min_tokens_to_keep = min_tokens_to_keep
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        k = min(self.top_k, scores.size(-1))
+        kth = torch.topk(scores, k)[0][..., -1, None]
+        return scores.masked_fill(scores < kth, self.filter_value)
+
+
+class TopPLogitsWarper(LogitsProcessor):
+    """Keep the smallest set of most likely tokens whose probability adds up to more than ``top_p``."""
+
+    def __init__(self, top_p: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
+        self.top_p = _check_unit_interval(top_p, "top_p", low_open=False, high_open=False)
+        _check_positive_int(min_tokens_to_keep, "min_tokens_to_keep")
+        self.filter_value = filter_value
+        self.min_tokens_to_keep = min_tokens_to_keep
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        ascending, order = torch.sort(scores, descending=False)
+        cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
+        drop = cumulative <= (1 - self.top_p)
+        drop[..., -self.min_tokens_to_keep :] = 0
+        return scores.masked_fill(drop.scatter(1, order, drop), self.filter_value)
+
+
+class MinPLogitsWarper(LogitsProcessor):
+    """Drop tokens less likely than ``min_p`` times the most likely token."""
+
+    def __init__(self, min_p: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
+        self.min_p = _check_unit_interval(min_p, "min_p", low_open=False, high_open=False)
+        _check_positive_int(min_tokens_to_keep, "min_tokens_to_keep")
+        self.filter_value = filter_value
+        self.min_tokens_to_keep = min_tokens_to_keep
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         probs = torch.softmax(scores, dim=-1)
-        remove = probs < p * probs.amax(dim=-1, keepdim=True)
-        keep = torch.topk(probs, min(min_tokens_to_keep, probs.shape[-1]), dim=-1).indices
-        remove.scatter_(-1, keep, False)
-        return scores.masked_fill(remove, -float("inf"))
-
-    return apply
+        drop = probs < self.min_p * probs.amax(dim=-1, keepdim=True)
+        keep = torch.topk(probs, min(self.min_tokens_to_keep, probs.shape[-1]), dim=-1).indices
+        drop.scatter_(-1, keep, False)
+        return scores.masked_fill(drop, self.filter_value)
 
 
-def build_processors(config, prompt_length: int, device: torch.device) -> list[Processor]:
-    """The processors a resolved GenerationConfig asks for, in transformers' order."""
-    processors: list[Processor] = []
-    eos = torch.tensor(config.eos_token_ids(), dtype=torch.long, device=device)
-    if config.get("repetition_penalty") != 1.0:
-        processors.append(repetition_penalty(float(config.get("repetition_penalty"))))
-    if config.get("no_repeat_ngram_size") > 0:
-        processors.append(NoRepeatNGram(config.get("no_repeat_ngram_size")))
-    if len(eos) and config.get("min_length") > 0:
-        processors.append(suppress_eos_until(config.get("min_length"), eos))
-    if len(eos) and (config.get("min_new_tokens") or 0) > 0:
-        processors.append(suppress_eos_until(prompt_length + config.get("min_new_tokens"), eos))
-    if config.get("do_sample"):
-        if config.get("temperature") != 1.0:
-            processors.append(temperature(float(config.get("temperature"))))
-        if config.get("top_k") != 0:
-            processors.append(top_k(config.get("top_k")))
-        if config.get("top_p") < 1.0:
-            processors.append(top_p(float(config.get("top_p"))))
-        if config.get("min_p") is not None:
-            processors.append(min_p(float(config.get("min_p"))))
+class TopHLogitsWarper(LogitsProcessor):
+    """Top-H: among the 100 most likely tokens keep, in order, those whose cumulative entropy stays within
+    ``top_h`` times the entropy of that top-100 distribution (the most likely token always)."""
+
+    def __init__(self, top_h: float, filter_value: float = NEG_INF) -> None:
+        if not isinstance(top_h, (int, float)) or not 0 < top_h <= 1:
+            raise ValueError(f"top_h should be a float in (0, 1], found {top_h!r}.")
+        self.top_n = 100
+        self.top_h = top_h
+        self.filter_value = filter_value
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        rows, vocab = scores.shape
+        top_logits, top_index = torch.topk(scores, min(self.top_n, vocab), dim=-1, largest=True, sorted=True)
+        dist = torch.distributions.Categorical(logits=top_logits)
+        probs = dist.probs
+        threshold = (dist.entropy() * self.top_h).unsqueeze(-1)
+        selected = torch.cumsum(-probs * torch.log(probs), dim=-1) <= threshold
+        selected[:, 0] = True
+        keep = torch.zeros(rows, vocab, dtype=torch.bool, device=scores.device)
+        keep.scatter_(1, top_index, selected)
+        out = scores.clone()
+        out[~keep] = self.filter_value
+        return out
+
+
+class TypicalLogitsWarper(LogitsProcessor):
+    """Locally typical sampling: keep the tokens whose surprisal is closest to the entropy, up to mass ``mass``."""
+
+    def __init__(self, mass: float = 0.9, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
+        self.mass = _check_unit_interval(mass, "typical_p")
+        _check_positive_int(min_tokens_to_keep, "min_tokens_to_keep")
+        self.filter_value = filter_value
+        self.min_tokens_to_keep = min_tokens_to_keep
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        log_p = torch.nn.functional.log_softmax(scores, dim=-1)
+        entropy = -(log_p * torch.exp(log_p)).nansum(-1, keepdim=True)
+        distance = torch.abs((-log_p) - entropy)
+        by_distance, order = torch.sort(distance, descending=False)
+        cumulative = scores.gather(-1, order).softmax(dim=-1).cumsum(dim=-1)
+        last = (cumulative < self.mass).sum(dim=1)
+        last.clamp_(max=by_distance.shape[-1] - 1)
+        drop = by_distance > by_distance.gather(1, last.view(-1, 1))
+        drop[..., : self.min_tokens_to_keep] = 0
+        return scores.masked_fill(drop.scatter(1, order, drop), self.filter_value)
+
+
+class EpsilonLogitsWarper(LogitsProcessor):
+    """Drop tokens with probability below ``epsilon`` (keeping the ``min_tokens_to_keep`` most likely)."""
+
+    def __init__(self, epsilon: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
+        self.epsilon = _check_unit_interval(epsilon, "epsilon_cutoff")
+        _check_positive_int(int(min_tokens_to_keep), "min_tokens_to_keep")
+        self.filter_value = filter_value
+        self.min_tokens_to_keep = int(min_tokens_to_keep)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        drop = scores.softmax(dim=-1) < self.epsilon
+        kth = torch.topk(scores, min(self.min_tokens_to_keep, scores.size(-1)))[0][..., -1, None]
+        return scores.masked_fill(drop & (scores < kth), self.filter_value)
+
+
+class EtaLogitsWarper(LogitsProcessor):
+    """Eta sampling: drop tokens with probability below ``min(eta, sqrt(eta) * exp(-entropy))``."""
+
+    def __init__(
+        self, epsilon: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1, device: str = "cpu"
+    ) -> None:
+        value = _check_unit_interval(epsilon, "eta_cutoff")
+        _check_positive_int(int(min_tokens_to_keep), "min_tokens_to_keep")
+        self.epsilon = torch.tensor(value, device=device)
+        self.filter_value = filter_value
+        self.min_tokens_to_keep = int(min_tokens_to_keep)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = scores.softmax(dim=-1)
+        entropy = torch.distributions.Categorical(logits=scores).entropy()
+        epsilon = self.epsilon.to(scores.device)
+        eta = torch.min(epsilon, torch.sqrt(epsilon) * torch.exp(-entropy))[..., None]
+        kth = torch.topk(scores, min(self.min_tokens_to_keep, scores.size(-1)))[0][..., -1, None]
+        return scores.masked_fill((probs < eta) & (scores < kth), self.filter_value)
+
+
+# --- building the list from a GenerationConfig ---------------------------------------------------
+
+
+def _same_kind(custom: Any, built: Any) -> bool:
+    """transformers replaces a built processor by a user one of the same class; a transformers instance of the
+    class hugkit mirrors (same name) counts as the same kind."""
+    if type(custom) is type(built):
+        return True
+    module = type(custom).__module__ or ""
+    return module.startswith("transformers.") and type(custom).__name__ == type(built).__name__
+
+
+def merge_user_list(built: list, custom: Iterable | None, kind: str = "logits processor") -> list:
+    """transformers' ``_merge_criteria_processor_list``: a user item of a built item's class takes its place (with
+    a warning); the other user items are appended, in order."""
+    custom = list(custom or [])
+    if not custom:
+        return built
+    merged = type(built)()
+    for item in built:
+        for user in custom:
+            if _same_kind(user, item):
+                logger.warning(
+                    "A %s of type %s was passed to generate() and generate() also built one from its settings; "
+                    "the one passed is used.", kind, type(user).__name__,
+                )
+                merged.append(user)
+                break
+        else:
+            merged.append(item)
+    for user in custom:
+        if not any(user is item for item in merged):
+            merged.append(user)
+    return merged
+
+
+def _setting(config, name: str, default: Any = None) -> Any:
+    """A GenerationConfig value; also fields hugkit's config does not list yet (read from the object or its extras)."""
+    try:
+        value = config.get(name)
+    except (AttributeError, KeyError):
+        value = getattr(config, name, None)
+        if value is None:
+            value = getattr(config, "_extra", {}).get(name)
+    return default if value is None else value
+
+
+def padding_lengths(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Leading padding of each row (the index of its first 1), what transformers' repetition penalty skips."""
+    if attention_mask is None:
+        return None
+    return (attention_mask != 0).int().argmax(dim=1)
+
+
+def build_processors(
+    config,
+    prompt_length: int,
+    device: torch.device | str,
+    *,
+    is_encoder_decoder: bool = False,
+    user_processors: Iterable[Callable] | None = None,
+    attention_mask: torch.Tensor | None = None,
+    max_length: int | None = None,
+    encoder_input_ids: torch.Tensor | None = None,
+    prefix_allowed_tokens_fn: Callable[[int, torch.Tensor], list[int]] | None = None,
+) -> LogitsProcessorList:
+    """The processors a resolved GenerationConfig asks for, in transformers' order, with ``user_processors`` merged.
+
+    ``prompt_length``: the length of the ids the first step sees (the prompt; the decoder prompt for an
+    encoder-decoder, so min/max lengths count decoder tokens; ``is_encoder_decoder`` marks that case, where
+    ``attention_mask`` is the decoder prompt's mask). ``attention_mask``: the prompt's mask, one row per
+    decoded row (or per input: it is repeated), so that the repetition penalty skips left padding as transformers
+    does (decoder-only only; pass None otherwise). ``max_length``: the total length limit (prompt + new tokens),
+    for ``forced_eos_token_id``; by default ``prompt_length + max_new_tokens`` or ``max_length``.
+    ``encoder_input_ids``: the encoder's ids, for ``encoder_repetition_penalty``/``encoder_no_repeat_ngram_size``.
+    """
+    processors = LogitsProcessorList()
+    eos_ids = config.eos_token_ids()
+    eos = torch.tensor(eos_ids, dtype=torch.long, device=device) if eos_ids else None
+    num_beams = _setting(config, "num_beams", 1)
+    if max_length is None:
+        max_new = _setting(config, "max_new_tokens")
+        max_length = prompt_length + max_new if max_new is not None else _setting(config, "max_length", 20)
+    min_new_tokens = _setting(config, "min_new_tokens")
+    # transformers overrides min_length with the prompt length + min_new_tokens when min_new_tokens is set
+    min_length = prompt_length + min_new_tokens if min_new_tokens is not None else _setting(config, "min_length", 0)
+    has_encoder_ids = (
+        encoder_input_ids is not None and encoder_input_ids.dim() == 2 and not bool((encoder_input_ids < 0).any())
+    )
+
+    guidance = _setting(config, "guidance_scale")
+    if guidance is not None and guidance != 1:
+        raise NotImplementedError(
+            f"guidance_scale={guidance!r} (classifier-free guidance) is not supported by hugkit's generate yet; "
+            "leave it unset."
+        )
+    if _setting(config, "sequence_bias") is not None:
+        processors.append(SequenceBiasLogitsProcessor(_setting(config, "sequence_bias")))
+    encoder_penalty = _setting(config, "encoder_repetition_penalty")
+    if encoder_penalty is not None and encoder_penalty != 1.0:
+        if not has_encoder_ids:
+            raise ValueError(
+                "encoder_repetition_penalty needs the encoder's input ids (input_ids of an encoder-decoder model); "
+                "none were given. Pass input_ids, or leave encoder_repetition_penalty unset."
+            )
+        processors.append(EncoderRepetitionPenaltyLogitsProcessor(float(encoder_penalty), encoder_input_ids))
+    penalty = _setting(config, "repetition_penalty", 1.0)
+    if penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(float(penalty), padding_lengths(attention_mask)))
+    ngram = _setting(config, "no_repeat_ngram_size", 0)
+    if ngram > 0:
+        processors.append(NoRepeatNGramLogitsProcessor(ngram))
+    encoder_ngram = _setting(config, "encoder_no_repeat_ngram_size", 0)
+    if encoder_ngram > 0:
+        if not has_encoder_ids:
+            raise ValueError(
+                "encoder_no_repeat_ngram_size needs the encoder's input ids (input_ids of an encoder-decoder model); "
+                "none were given. Pass input_ids, or leave encoder_no_repeat_ngram_size unset."
+            )
+        processors.append(EncoderNoRepeatNGramLogitsProcessor(encoder_ngram, encoder_input_ids))
+    if _setting(config, "bad_words_ids") is not None:
+        processors.append(NoBadWordsLogitsProcessor(_setting(config, "bad_words_ids"), eos))
+    if eos is not None and min_length > 0:
+        processors.append(MinLengthLogitsProcessor(min_length, eos, device=device))
+    if eos is not None and min_new_tokens is not None and min_new_tokens > 0:
+        processors.append(MinNewTokensLengthLogitsProcessor(prompt_length, min_new_tokens, eos, device=device))
+    if prefix_allowed_tokens_fn is not None:
+        processors.append(PrefixConstrainedLogitsProcessor(
+            prefix_allowed_tokens_fn, max(num_beams, _setting(config, "num_return_sequences", 1))
+        ))
+    forced_bos = _setting(config, "forced_bos_token_id")
+    if forced_bos is not None:
+        processors.append(ForcedBOSTokenLogitsProcessor(forced_bos))
+    forced_eos = _setting(config, "forced_eos_token_id")
+    if forced_eos is not None:
+        processors.append(ForcedEOSTokenLogitsProcessor(max_length, forced_eos, device=device))
+    if _setting(config, "remove_invalid_values") is True:
+        processors.append(InfNanRemoveLogitsProcessor())
+    decay = _setting(config, "exponential_decay_length_penalty")
+    if decay is not None:
+        if eos is None:
+            raise ValueError(
+                "exponential_decay_length_penalty raises the EOS token's score, but no eos_token_id is set. "
+                "Set eos_token_id, or leave exponential_decay_length_penalty unset."
+            )
+        processors.append(ExponentialDecayLengthPenalty(decay, eos, prompt_length))
+    if _setting(config, "suppress_tokens") is not None:
+        processors.append(SuppressTokensLogitsProcessor(_setting(config, "suppress_tokens"), device=device))
+    begin_suppress = _setting(config, "begin_suppress_tokens")
+    if begin_suppress is not None:
+        # the first generated position; one later when a forced BOS takes it (a one-token decoder prompt)
+        begin_index = prompt_length if (prompt_length > 1 or forced_bos is None) else prompt_length + 1
+        processors.append(SuppressTokensAtBeginLogitsProcessor(begin_suppress, begin_index, device=device))
+
+    processors = merge_user_list(processors, user_processors)
+
+    if _setting(config, "do_sample", False):
+        # beam sampling keeps at least one token besides the EOS tokens, so a beam can always continue
+        keep = (len(eos_ids) + 1 if eos is not None else 2) if num_beams > 1 else 1
+        temperature = _setting(config, "temperature", 1.0)
+        if temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(float(temperature)))
+        if _setting(config, "top_h") is not None:
+            processors.append(TopHLogitsWarper(_setting(config, "top_h")))
+        top_k = _setting(config, "top_k", 50)
+        if top_k != 0:
+            processors.append(TopKLogitsWarper(top_k, min_tokens_to_keep=keep))
+        top_p = _setting(config, "top_p", 1.0)
+        if top_p < 1.0:
+            processors.append(TopPLogitsWarper(top_p, min_tokens_to_keep=keep))
+        if _setting(config, "min_p") is not None:
+            processors.append(MinPLogitsWarper(_setting(config, "min_p"), min_tokens_to_keep=keep))
+        typical = _setting(config, "typical_p", 1.0)
+        if typical < 1.0:
+            processors.append(TypicalLogitsWarper(typical, min_tokens_to_keep=keep))
+        epsilon = _setting(config, "epsilon_cutoff", 0.0)
+        if 0.0 < epsilon < 1.0:
+            processors.append(EpsilonLogitsWarper(epsilon, min_tokens_to_keep=keep))
+        eta = _setting(config, "eta_cutoff", 0.0)
+        if 0.0 < eta < 1.0:
+            processors.append(EtaLogitsWarper(eta, min_tokens_to_keep=keep, device=device))
+    if _setting(config, "renormalize_logits") is True:
+        processors.append(LogitNormalization())
     return processors
