@@ -51,9 +51,22 @@ MODEL_TABLE: dict[str, tuple[str, str, dict[str, str]]] = {
         "sequence-classification": "BartForSequenceClassification",
         "seq2seq-lm": "BartForConditionalGeneration",
     }),
+    # T5EncoderModel is loaded by its class, as in transformers (AutoModel gives T5Model).
+    "t5": ("t5", "T5Config", {"base": "T5Model", "seq2seq-lm": "T5ForConditionalGeneration"}),
+    "mt5": ("mt5", "MT5Config", {"base": "MT5Model", "seq2seq-lm": "MT5ForConditionalGeneration"}),
+    "marian": ("marian", "MarianConfig", {"base": "MarianModel", "seq2seq-lm": "MarianMTModel"}),
+    "mbart": ("mbart", "MBartConfig", {"base": "MBartModel", "seq2seq-lm": "MBartForConditionalGeneration"}),
+    "pegasus": ("pegasus", "PegasusConfig", {"base": "PegasusModel", "seq2seq-lm": "PegasusForConditionalGeneration"}),
+    "whisper": ("whisper", "WhisperConfig", {
+        "base": "WhisperModel",
+        "seq2seq-lm": "WhisperForConditionalGeneration",
+        "speech-seq2seq": "WhisperForConditionalGeneration",
+    }),
     "clip": ("clip", "CLIPConfig", {"base": "CLIPModel"}),
     "clip_text_model": ("clip", "CLIPTextConfig", {"base": "CLIPTextModel"}),
     "clip_vision_model": ("clip", "CLIPVisionConfig", {"base": "CLIPVisionModel"}),
+    # One class synthesises: AutoModel and AutoModelForTextToWaveform both give VitsModel, as in transformers.
+    "vits": ("vits", "VitsConfig", {"base": "VitsModel", "text-to-audio": "VitsModel"}),
     "deberta-v2": ("deberta_v2", "DebertaV2Config", {
         "base": "DebertaV2Model",
         "sequence-classification": "DebertaV2ForSequenceClassification",
@@ -71,6 +84,8 @@ TASK_DESCRIPTIONS = {
     "masked-lm": "masked-language-modeling head",
     "causal-lm": "causal language-modeling head (text generation)",
     "seq2seq-lm": "sequence-to-sequence language-modeling head (encoder-decoder)",
+    "text-to-audio": "text-to-waveform model (text-to-speech)",
+    "speech-seq2seq": "speech-to-text head (encoder-decoder: speech recognition, speech translation)",
 }
 
 
@@ -187,3 +202,11 @@ class AutoModelForCausalLM(_AutoModel):
 
 class AutoModelForSeq2SeqLM(_AutoModel):
     task = "seq2seq-lm"
+
+
+class AutoModelForTextToWaveform(_AutoModel):
+    task = "text-to-audio"
+
+
+class AutoModelForSpeechSeq2Seq(_AutoModel):
+    task = "speech-seq2seq"
