@@ -6,6 +6,7 @@ Examples::
     cat reviews.txt | hugkit text-classification --model ./my-model --batch-size 32
     hugkit feature-extraction --model ./minilm --kwargs '{"return_tensors": false}' "hello"
     hugkit text-to-image --model ./stable-diffusion-v1-5 "a red fox in the snow" -o fox.png --steps 25 --seed 0
+    hugkit text-to-speech --model ./mms-tts-eng "Hello there" -o hello.wav --seed 0
 """
 
 from __future__ import annotations
@@ -112,6 +113,61 @@ def text_to_image(argv: list[str]) -> int:
     return 0
 
 
+def _text_to_speech_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hugkit text-to-speech", description="Speak a text with a VITS / MMS-TTS checkpoint.")
+    parser.add_argument("text", help="what to say")
+    parser.add_argument("--output", "-o", default="out.wav", help="audio file to write (default out.wav; .flac, .ogg work too)")
+    parser.add_argument("--model", "-m", default=None, help="a VITS checkpoint folder or hub id (default: facebook/mms-tts-eng if cached)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (torch.manual_seed), for the same audio every time")
+    parser.add_argument("--speaker-id", type=int, default=None, help="speaker, for multi-speaker checkpoints")
+    parser.add_argument("--speaking-rate", type=float, default=None, help="above 1 speaks faster (default: the model's)")
+    parser.add_argument("--noise-scale", type=float, default=None, help="variation of the voice (default: the model's)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: cpu)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log what hugkit does to stderr")
+    return parser
+
+
+def text_to_speech(argv: list[str]) -> int:
+    args = _text_to_speech_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:  # OSError: the package is there but libsndfile is not
+        print(f"hugkit: error: writing audio files needs the soundfile package ({exc}): pip install 'hugkit[audio]'", file=sys.stderr)
+        return 1
+    import torch
+
+    from .hub import CheckpointNotFoundError
+    from .pipelines import pipeline
+
+    try:
+        pipe = pipeline("text-to-speech", model=args.model, device=args.device)
+    except CheckpointNotFoundError as exc:
+        if args.model is not None:
+            print(f"hugkit: error: {exc}", file=sys.stderr)
+        else:
+            print("hugkit: error: no text-to-speech model was given and none is available offline. Download a VITS "
+                  "checkpoint, e.g. `huggingface-cli download facebook/mms-tts-eng` (then it is the default), or pass "
+                  "--model path/to/vits-checkpoint.", file=sys.stderr)
+        return 1
+    except (KeyError, ValueError, TypeError, OSError, ImportError) as exc:
+        print(f"hugkit: error: {exc}", file=sys.stderr)
+        return 1
+    forward = {name: value for name, value in (("speaker_id", args.speaker_id), ("speaking_rate", args.speaking_rate),
+                                               ("noise_scale", args.noise_scale)) if value is not None}
+    try:
+        if args.seed is not None:
+            torch.manual_seed(args.seed)
+        speech = pipe(args.text, forward_params=forward)
+        soundfile.write(args.output, speech["audio"].T, speech["sampling_rate"])
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:  # soundfile: RuntimeError/TypeError for bad formats
+        print(f"hugkit: error: {exc}", file=sys.stderr)
+        return 1
+    seconds = round(len(speech["audio"]) / speech["sampling_rate"], 3)
+    sys.stdout.write(json.dumps({"audio": args.output, "sampling_rate": speech["sampling_rate"], "seconds": seconds}) + "\n")
+    return 0
+
+
 def _numbered(path: str, number: int) -> str:
     stem, dot, ext = path.rpartition(".")
     return f"{stem}-{number}.{ext}" if dot else f"{path}-{number}"
@@ -121,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "text-to-image":
         return text_to_image(argv[1:])
+    if argv and argv[0] in ("text-to-speech", "text-to-audio"):
+        return text_to_speech(argv[1:])
     args = _parser().parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -63,6 +63,13 @@ TASKS: dict[str, dict[str, Any]] = {
         "builtin_locator": "hugkit.pipelines.zero_shot_classification:default_zero_shot_model",
         "default_id": "facebook/bart-large-mnli",
     },
+    "text-to-audio": {
+        "impl": "hugkit.pipelines.text_to_speech:TextToAudioPipeline",
+        "head": "text-to-audio",
+        # VITS / MMS-TTS only: transformers' default (suno/bark-small, Bark) is an architecture hugkit does not run,
+        # so the default is the English MMS-TTS model.
+        "default_id": "facebook/mms-tts-eng",
+    },
     # Encoder-decoder tasks transformers v5 removed; hugkit keeps them with v4's defaults.
     "summarization": {
         "impl": "hugkit.pipelines.text2text_generation:SummarizationPipeline",
@@ -88,6 +95,7 @@ TASK_ALIASES = {
     "sentiment-analysis": "text-classification",
     "ner": "token-classification",
     "embeddings": "sentence-embeddings",
+    "text-to-speech": "text-to-audio",
 }
 
 SUPPORTED_TASKS = sorted([*TASKS, *TASK_ALIASES])
