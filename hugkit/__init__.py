@@ -23,6 +23,12 @@ _EXPORTS = {
     "AutoModelForQuestionAnswering": "hugkit.auto",
     "AutoModelForMaskedLM": "hugkit.auto",
     "AutoModelForSeq2SeqLM": "hugkit.auto",
+    "AutoModelForTextToWaveform": "hugkit.auto",
+    "AutoModelForSpeechSeq2Seq": "hugkit.auto",
+    "VitsConfig": "hugkit.models.vits",
+    "VitsModel": "hugkit.models.vits",
+    "VitsTokenizer": "hugkit.tokenization.vits",
+    "TextToAudioPipeline": "hugkit.pipelines.text_to_speech",
     "AutoTokenizer": "hugkit.tokenization",
     "PreTrainedTokenizerFast": "hugkit.tokenization",
     "BatchEncoding": "hugkit.tokenization",
@@ -56,6 +62,19 @@ _EXPORTS = {
     "AutoModelForCausalLM": "hugkit.auto",
     "GenerationConfig": "hugkit.generation",
     "generate_tokens": "hugkit.generation",
+    "LogitsProcessor": "hugkit.generation.logits",
+    "LogitsProcessorList": "hugkit.generation.logits",
+    "StoppingCriteria": "hugkit.generation.stopping",
+    "StoppingCriteriaList": "hugkit.generation.stopping",
+    "MaxLengthCriteria": "hugkit.generation.stopping",
+    "MaxTimeCriteria": "hugkit.generation.stopping",
+    "GenerateDecoderOnlyOutput": "hugkit.generation.outputs",
+    "GenerateEncoderDecoderOutput": "hugkit.generation.outputs",
+    "GenerateBeamDecoderOnlyOutput": "hugkit.generation.outputs",
+    "GenerateBeamEncoderDecoderOutput": "hugkit.generation.outputs",
+    "EncoderDecoderCache": "hugkit.kv_cache",
+    "set_seed": "hugkit.seed",
+    "logging": "hugkit.logging",  # the module itself (transformers.logging)
     "stream": "hugkit.generation.streaming",
     "astream": "hugkit.generation.streaming",
     "StreamResult": "hugkit.generation.streaming",
@@ -103,6 +122,9 @@ _EXPORTS = {
     "CLIPTokenizer": "hugkit.tokenization",
     "CLIPTokenizerFast": "hugkit.tokenization",
     "WhisperFeatureExtractor": "hugkit.audio.feature_extraction_whisper",
+    "WhisperConfig": "hugkit.models.whisper",
+    "WhisperModel": "hugkit.models.whisper",
+    "WhisperForConditionalGeneration": "hugkit.models.whisper",
     "load_audio": "hugkit.audio.io",
     # image generation (diffusers' names)
     "DiffusionPipeline": "hugkit.diffusion.pipeline_utils",
@@ -138,7 +160,8 @@ def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'hugkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
+    module = importlib.import_module(module_name)
+    value = module if module_name == f"{__name__}.{name}" else getattr(module, name)  # a submodule export
     globals()[name] = value  # later lookups skip this function
     return value
 

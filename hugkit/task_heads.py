@@ -358,12 +358,16 @@ class Seq2SeqTask:
         return out if return_dict else out.to_tuple()
 
 
-class Seq2SeqLM(Seq2SeqTask):
+class Seq2SeqLM(Seq2SeqTask, GenerationMixin):
     """Vocabulary logits from the decoder (summarization, translation); the model's class adds ``head(decoded)``
     and ``prepare_decoder_input_ids_from_labels`` (its shift-right rule).
 
     ``labels`` are the target ids: without decoder inputs they also become them, shifted right (teacher forcing),
     and the loss is the cross-entropy of every position's prediction (-100 ignored).
+
+    ``generate`` comes from GenerationMixin (``hugkit.generation``): the encoder runs once (``get_encoder()``), the
+    decoder over an ``EncoderDecoderCache`` (the architecture's ``run`` takes ``past_key_values``/``use_cache``/
+    ``cache_position``, and ``kv_cache_shape()`` gives the decoder's (layers, heads, head size)).
     """
 
     output_class = Seq2SeqLMOutput

@@ -1,4 +1,5 @@
-"""Text generation: a token generator at the core; ``generate`` (transformers-compatible) folds over it.
+"""Text generation: a token generator at the core; ``generate`` (transformers-compatible, decoder-only and
+encoder-decoder models) folds over it.
 
 Names are imported on first use, so ``GenerationConfig`` is available without importing torch.
 """
@@ -13,8 +14,18 @@ _EXPORTS = {
     "GenerationMixin": "hugkit.generation.mixin",
     "generate_tokens": "hugkit.generation.loop",
     "generate": "hugkit.generation.loop",
-    "prefill": "hugkit.generation.loop",
-    "decode_step": "hugkit.generation.loop",
+    "GenerateDecoderOnlyOutput": "hugkit.generation.outputs",
+    "GenerateEncoderDecoderOutput": "hugkit.generation.outputs",
+    "GenerateBeamDecoderOnlyOutput": "hugkit.generation.outputs",
+    "GenerateBeamEncoderDecoderOutput": "hugkit.generation.outputs",
+    "LogitsProcessor": "hugkit.generation.logits",
+    "LogitsProcessorList": "hugkit.generation.logits",
+    "StoppingCriteria": "hugkit.generation.stopping",
+    "StoppingCriteriaList": "hugkit.generation.stopping",
+    "MaxLengthCriteria": "hugkit.generation.stopping",
+    "MaxTimeCriteria": "hugkit.generation.stopping",
+    "EosTokenCriteria": "hugkit.generation.stopping",
+    "StopStringCriteria": "hugkit.generation.stopping",
     "stream": "hugkit.generation.streaming",
     "astream": "hugkit.generation.streaming",
     "TextStream": "hugkit.generation.streaming",

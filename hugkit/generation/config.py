@@ -57,28 +57,27 @@ DEFAULTS: dict[str, Any] = {
     "max_time": None,
     "cache_implementation": None,
     "decoder_start_token_id": None,
+    "output_attentions": False,
+    "output_hidden_states": False,
+    "encoder_repetition_penalty": 1.0,
+    "encoder_no_repeat_ngram_size": 0,
+    "exponential_decay_length_penalty": None,
 }
 
 # Fields transformers knows that hugkit does not act on yet: accepted when unset or at their default,
 # refused (NotImplementedError naming them) otherwise, so a setting is never silently ignored.
-UNSUPPORTED = (
-    "num_beams", "typical_p", "output_scores", "output_logits", "return_dict_in_generate",
-    "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
-    "epsilon_cutoff", "eta_cutoff", "top_h", "sequence_bias", "guidance_scale", "max_time",
-    "renormalize_logits", "remove_invalid_values",
-)
-# Accepted and without effect for greedy/sampling decoding (beam-search only, or a cache choice hugkit makes itself).
-IGNORED = ("length_penalty", "early_stopping", "use_cache", "cache_implementation", "decoder_start_token_id")
+UNSUPPORTED = ("guidance_scale", "output_attentions", "output_hidden_states")
+# Accepted and without effect: hugkit chooses the cache itself (a static cache sized for the call).
+IGNORED = ("use_cache", "cache_implementation")
 
 # Other generate()/GenerationConfig names transformers accepts: passing one (not None) raises NotImplementedError
 # rather than the TypeError an unknown name gets, so the message says "not yet" instead of "misspelt".
 TRANSFORMERS_ONLY = (
-    "logits_processor", "stopping_criteria", "prefix_allowed_tokens_fn", "synced_gpus", "assistant_model",
-    "negative_prompt_ids", "negative_prompt_attention_mask", "use_model_defaults", "custom_generate", "tokenizer",
-    "output_attentions", "output_hidden_states", "low_memory", "penalty_alpha", "dola_layers", "diversity_penalty",
+    "synced_gpus", "assistant_model", "assistant_tokenizer",
+    "negative_prompt_ids", "negative_prompt_attention_mask", "use_model_defaults", "custom_generate",
+    "low_memory", "penalty_alpha", "dola_layers", "diversity_penalty",
     "num_beam_groups", "constraints", "force_words_ids", "prefill_chunk_size", "watermarking_config",
-    "compile_config", "disable_compile", "token_healing", "encoder_repetition_penalty", "encoder_no_repeat_ngram_size",
-    "exponential_decay_length_penalty", "prompt_lookup_num_tokens", "max_matching_ngram_size",
+    "compile_config", "disable_compile", "token_healing", "prompt_lookup_num_tokens", "max_matching_ngram_size",
     "num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold", "cache_config",
     "max_cache_len", "continuous_batching_config", "use_mtp", "is_assistant", "assistant_early_exit",
     "assistant_lookbehind", "target_lookbehind", "assistant_ensemble_weight", "speculation_type",
@@ -143,6 +142,8 @@ class GenerationConfig:
         check("repetition_penalty", lambda v: is_num(v) and v > 0.0, "a float > 0 (1.0 = no penalty)")
         check("no_repeat_ngram_size", lambda v: is_int(v) and v >= 0, "an int >= 0 (0 disables it)")
         check("do_sample", lambda v: isinstance(v, bool), "a bool")
+        check("max_time", lambda v: is_num(v) and v > 0, "a number of seconds > 0")
+        check("length_penalty", is_num, "a float (> 0 favours longer beams, < 0 shorter ones)")
         check("stop_strings", lambda v: isinstance(v, str) and v or isinstance(v, (list, tuple)) and len(v) > 0
               and all(isinstance(s, str) and s for s in v), "a non-empty string or a list of them")
         for name in ("pad_token_id", "bos_token_id"):
@@ -154,6 +155,17 @@ class GenerationConfig:
                 f"GenerationConfig.temperature should be > 0 when sampling, found {self.temperature!r}. "
                 "For deterministic output use do_sample=False (greedy) instead of temperature=0."
             )
+        copies, beams = self.get("num_return_sequences"), self.get("num_beams")
+        if copies > 1 and beams == 1 and not self.get("do_sample"):
+            raise ValueError(
+                f"num_return_sequences={copies} needs do_sample=True or num_beams >= {copies}: greedy decoding "
+                "would return the same sequence every time."
+            )
+        if copies > beams > 1:
+            raise ValueError(
+                f"num_return_sequences ({copies}) should be at most num_beams ({beams}): beam search returns its "
+                f"best beams. Set num_beams={copies} or more."
+            )
 
     def check_supported(self) -> None:
         used = [
@@ -163,8 +175,9 @@ class GenerationConfig:
         if used:
             raise NotImplementedError(
                 f"hugkit's generate does not support {', '.join(f'{n}={getattr(self, n)!r}' for n in used)} yet. "
-                "Supported: greedy and sampling (temperature, top_k, top_p, min_p), repetition_penalty, "
-                "no_repeat_ngram_size, num_return_sequences, max/min length, eos_token_id, pad_token_id, stop_strings."
+                "Supported: greedy, sampling and beam search with transformers' logits processors and stopping "
+                "criteria, return_dict_in_generate with output_scores/output_logits; not classifier-free guidance "
+                "(guidance_scale) nor per-step attentions/hidden states (output_attentions/output_hidden_states)."
             )
 
     # --- construction and serialisation -----------------------------------------------------------
@@ -176,10 +189,9 @@ class GenerationConfig:
     def from_model_config(cls, model_config: Any) -> "GenerationConfig":
         """Token ids (and any generation fields older configs carry) from a model config."""
         values = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
-        picked = {k: v for k, v in values.items() if k in DEFAULTS and v is not None and v != DEFAULTS[k]}
-        for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
-            if values.get(key) is not None:
-                picked[key] = values[key]
+        # Every generation field the model config sets, as transformers reads it (a max_length equal to the default
+        # still counts as set: it then bounds the whole sequence rather than the new tokens).
+        picked = {k: v for k, v in values.items() if k in DEFAULTS and v is not None}
         config = cls(**picked)
         config._extra["_from_model_config"] = True
         return config

@@ -1,8 +1,9 @@
-"""GenerationMixin: what every hugkit causal LM shares on top of its architecture.
+"""GenerationMixin: what every hugkit generating model (causal LMs, encoder-decoder LMs) shares on top of its
+architecture.
 
-``generate``/``generate_tokens`` (the loop lives in ``loop.py``), the model's ``generation_config`` (from
-``generation_config.json`` when the checkpoint has one, else from the model config), and the language-model output
-(logits of the kept positions, optional shifted cross-entropy loss).
+``generate``/``generate_tokens`` (the loop lives in ``loop.py``), ``compute_transition_scores``, the model's
+``generation_config`` (from ``generation_config.json`` when the checkpoint has one, else from the model config), and
+the causal language-model output (logits of the kept positions, optional shifted cross-entropy loss).
 """
 
 from __future__ import annotations
@@ -62,30 +63,71 @@ class GenerationMixin:
         self,
         inputs: torch.Tensor | None = None,
         generation_config: GenerationConfig | None = None,
+        logits_processor: Any = None,
+        stopping_criteria: Any = None,
+        prefix_allowed_tokens_fn: Any = None,
         *,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
         streamer: Any = None,
         **kwargs: Any,
-    ) -> torch.Tensor:
-        """transformers' ``generate`` for greedy and sampling decoding: prompt + new tokens as a LongTensor."""
+    ):
+        """transformers' ``generate`` (greedy, sampling, beam search) for decoder-only and encoder-decoder models.
+
+        ``inputs`` (or ``input_ids=``) is the prompt of a decoder-only model, or the encoder's input of an
+        encoder-decoder (``input_features=`` for speech; ``encoder_outputs=`` to skip the encoder;
+        ``decoder_input_ids=`` for a decoder prompt). Other keyword arguments are ``attention_mask`` and
+        GenerationConfig fields. Returns the sequences as a LongTensor, or a ``Generate*Output`` with
+        ``return_dict_in_generate=True``.
+        """
         from .loop import generate
 
-        if inputs is not None and input_ids is not None:
-            raise ValueError("Pass the prompt once: either as the first argument or as input_ids=, not both.")
-        prompt = inputs if inputs is not None else input_ids
-        if prompt is None:
-            raise ValueError("generate() needs a prompt: input_ids of shape (batch, length), e.g. from tokenizer(..., return_tensors='pt').")
-        return generate(self, prompt, attention_mask, generation_config, streamer=streamer, **kwargs)
+        return generate(
+            self, inputs, generation_config=generation_config, streamer=streamer, logits_processor=logits_processor,
+            stopping_criteria=stopping_criteria, prefix_allowed_tokens_fn=prefix_allowed_tokens_fn, **kwargs,
+        )
 
     def generate_tokens(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         generation_config: GenerationConfig | None = None,
         **kwargs: Any,
     ) -> Iterator[torch.Tensor]:
-        """Yield each step's new token ids, ``(batch,)``; see ``hugkit.generation.generate_tokens``."""
+        """Yield each step's new token ids, ``(rows,)``; see ``hugkit.generation.generate_tokens``."""
         from .loop import generate_tokens
 
         return generate_tokens(self, input_ids, attention_mask, generation_config, **kwargs)
+
+    def compute_transition_scores(
+        self,
+        sequences: torch.Tensor,
+        scores: tuple[torch.Tensor, ...],
+        beam_indices: torch.Tensor | None = None,
+        normalize_logits: bool = False,
+    ) -> torch.Tensor:
+        """transformers' ``compute_transition_scores``: the score of each generated token, ``(rows, steps)``.
+
+        ``scores`` is ``generate(..., return_dict_in_generate=True, output_scores=True).scores``; for beam search
+        pass its ``beam_indices`` too. ``normalize_logits`` turns each step's scores into log-probabilities first.
+        Positions after a beam finished (beam index -1) score 0.
+        """
+        if not scores:
+            raise ValueError(
+                "scores is empty: generate with return_dict_in_generate=True, output_scores=True and pass "
+                "output.scores."
+            )
+        vocab = scores[0].shape[-1]
+        if beam_indices is None:  # greedy/sampling: row i always continues row i
+            beam_indices = torch.arange(scores[0].shape[0], device=sequences.device)[:, None].expand(-1, len(scores))
+        stacked = torch.stack(scores).reshape(len(scores), -1).transpose(0, 1)  # (rows * vocab, steps)
+        if normalize_logits:
+            stacked = stacked.reshape(-1, vocab, stacked.shape[-1])
+            stacked = torch.nn.functional.log_softmax(stacked, dim=1).reshape(-1, stacked.shape[-1])
+        finished = beam_indices < 0
+        steps = int((~finished).long().sum(-1).max())
+        beam_indices = beam_indices.clone()[:, :steps]
+        finished = finished[:, :steps]
+        beam_indices[finished] = 0
+        tokens = sequences[:, sequences.shape[-1] - steps :]
+        transition = stacked.gather(0, tokens + beam_indices * vocab)
+        transition[finished] = 0
+        return transition

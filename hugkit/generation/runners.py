@@ -22,6 +22,7 @@ from typing import Any, Callable
 import torch
 
 from ..kv_cache import EncoderDecoderCache, StaticCache, positions_from_mask
+from ..outputs import BaseModelOutput
 
 _compiled: dict[str, Callable] = {}
 
@@ -105,12 +106,16 @@ class EncoderDecoderRunner:
 
     ``encoder_inputs`` are the encoder's keyword arguments (``input_ids``/``attention_mask``/``inputs_embeds``, or
     ``input_features`` for speech); an ``encoder_outputs`` entry skips the encoder. ``attention_mask``, when given,
-    also masks the cross-attention over padded encoder positions.
+    also masks the cross-attention over padded encoder positions. ``decoder_attention_mask`` (rows of the decoder
+    prompt, 0 = padding) masks padded decoder prompt tokens for every later step, as transformers extends it.
+
+    ``encoder_outputs`` (the unexpanded encoder output, hidden states and attentions included when asked for) is
+    kept for the generate output; the decoder reads the expanded ``last_hidden_state``.
     """
 
     def __init__(
         self, model, encoder_inputs: dict[str, Any], decoder_input_ids: torch.Tensor, max_new: int, *,
-        expand: int = 1, compile: bool = False,
+        expand: int = 1, compile: bool = False, decoder_attention_mask: torch.Tensor | None = None,
     ) -> None:
         encoder_inputs = {k: v for k, v in encoder_inputs.items() if v is not None}
         encoder_outputs = encoder_inputs.pop("encoder_outputs", None)
@@ -118,25 +123,35 @@ class EncoderDecoderRunner:
         if encoder_outputs is None:
             with torch.no_grad():
                 encoder_outputs = model.get_encoder()(**encoder_inputs)
+        if not isinstance(encoder_outputs, BaseModelOutput):
+            encoder_outputs = as_encoder_output(encoder_outputs)
+        self.encoder_outputs = encoder_outputs
+        hidden = encoder_outputs.last_hidden_state
         if expand > 1:
-            encoder_outputs = type(encoder_outputs)(
-                last_hidden_state=encoder_outputs.last_hidden_state.repeat_interleave(expand, dim=0)
-            )
+            hidden = hidden.repeat_interleave(expand, dim=0)
             decoder_input_ids = decoder_input_ids.repeat_interleave(expand, dim=0)
             if self.encoder_attention_mask is not None:
                 self.encoder_attention_mask = self.encoder_attention_mask.repeat_interleave(expand, dim=0)
+            if decoder_attention_mask is not None:
+                decoder_attention_mask = decoder_attention_mask.repeat_interleave(expand, dim=0)
+        self._decoder_view = BaseModelOutput(last_hidden_state=hidden)
         self.model = model
-        self.encoder_outputs = encoder_outputs
         self.prompt = decoder_input_ids
         self.rows, self.length = decoder_input_ids.shape
-        self.cache = EncoderDecoderCache.for_model(model, self.rows, self.length + max_new)
+        total = self.length + max_new
+        self.cache = EncoderDecoderCache.for_model(model, self.rows, total)
+        self.keep = None
+        if decoder_attention_mask is not None and not bool(decoder_attention_mask.all()):
+            self.keep = torch.ones(self.rows, total, dtype=torch.long, device=decoder_input_ids.device)
+            self.keep[:, : self.length] = decoder_attention_mask
         self._step = _maybe_compiled(compile)
 
     def _decode(self, step: Callable, tokens: torch.Tensor, cache_position: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return step(
-                self.model, encoder_outputs=self.encoder_outputs, attention_mask=self.encoder_attention_mask,
-                decoder_input_ids=tokens, past_key_values=self.cache, cache_position=cache_position, use_cache=True,
+                self.model, encoder_outputs=self._decoder_view, attention_mask=self.encoder_attention_mask,
+                decoder_input_ids=tokens, decoder_attention_mask=self.keep, past_key_values=self.cache,
+                cache_position=cache_position, use_cache=True,
             )
 
     def first_logits(self) -> torch.Tensor:
@@ -153,7 +168,30 @@ class EncoderDecoderRunner:
 
     def reorder(self, rows: torch.Tensor) -> None:
         self.cache.reorder_cache(rows)
+        if self.keep is not None:
+            self.keep.copy_(self.keep.index_select(0, rows))
 
     @property
     def past_key_values(self) -> EncoderDecoderCache:
         return self.cache
+
+
+def as_encoder_output(encoder_outputs: Any) -> BaseModelOutput:
+    """A hugkit ``BaseModelOutput`` from what a caller may pass as ``encoder_outputs``: one already, any object with
+    ``last_hidden_state`` (transformers' outputs), a dict with that key, or a tuple ``(last_hidden_state, hidden_states,
+    attentions)``."""
+    if isinstance(encoder_outputs, BaseModelOutput):
+        return encoder_outputs
+    if isinstance(encoder_outputs, dict) and "last_hidden_state" in encoder_outputs:
+        get = encoder_outputs.get
+        return BaseModelOutput(get("last_hidden_state"), get("hidden_states"), get("attentions"))
+    if hasattr(encoder_outputs, "last_hidden_state"):
+        get = lambda name: getattr(encoder_outputs, name, None)  # noqa: E731
+        return BaseModelOutput(get("last_hidden_state"), get("hidden_states"), get("attentions"))
+    if isinstance(encoder_outputs, (tuple, list)) and encoder_outputs and isinstance(encoder_outputs[0], torch.Tensor):
+        return BaseModelOutput(*tuple(encoder_outputs)[:3])
+    raise TypeError(
+        "encoder_outputs should be the encoder's output (a BaseModelOutput, or a tuple starting with the last hidden "
+        f"state of shape (batch, length, hidden)), found {type(encoder_outputs).__name__}. Get it from "
+        "model.get_encoder()(input_ids=..., attention_mask=...)."
+    )

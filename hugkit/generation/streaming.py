@@ -1,4 +1,5 @@
 """Streaming text: ``stream`` folds ``generate_tokens`` into text chunks; transformers' streamers for ``generate``.
+Both work for decoder-only and encoder-decoder models (for the latter the text is the decoder's output).
 
 ``stream(model, tokenizer, prompt_or_messages, **generate_kwargs)`` returns a ``TextStream``: iterate it for text
 chunks. The chunks are decode-safe: a character split across tokens (UTF-8 bytes of byte-level BPE, SentencePiece
@@ -197,9 +198,17 @@ def stream(
     Chat messages go through the tokenizer's chat template with the generation prompt added (or, when the last
     message is the assistant's, continuing it). Keyword arguments are ``generate``'s (GenerationConfig fields such as
     ``max_new_tokens``, ``do_sample``, ``stop_strings``); errors in them surface here, before iteration.
+
+    For an encoder-decoder model (BART, T5, Marian, ...) the prompt is the source text the encoder reads, and the
+    stream is the decoder's output text (``decoder_input_ids=`` gives a decoder prompt, not streamed back).
     """
     from .loop import generate_tokens
 
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False) and isinstance(prompt, (list, tuple)):
+        raise TypeError(
+            "stream() of an encoder-decoder model takes the source text (a string) or its token ids, not chat "
+            "messages: the encoder reads the text and the stream is the decoder's output."
+        )
     input_ids, attention_mask = _prompt_inputs(tokenizer, prompt, dict(chat_template_kwargs or {}))
     if input_ids.dim() == 2 and input_ids.shape[0] != 1:
         raise ValueError(f"stream() generates for one prompt at a time, found a batch of {input_ids.shape[0]}.")

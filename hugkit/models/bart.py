@@ -1,8 +1,11 @@
 """BART: a post-norm Transformer encoder-decoder, with transformers' module names so checkpoints load as they are.
 
 Reads top to bottom: config, embeddings, attention, encoder and decoder layers, encoder, decoder, base model,
-task heads (eos-pooled sequence classification, conditional generation logits). Generation (the decoding loop
-with a cache) is not implemented: the heads run one full forward pass.
+task heads (eos-pooled sequence classification, conditional generation logits).
+
+The decoder takes a cache (``past_key_values``: an ``EncoderDecoderCache``, static or dynamic self-attention) and
+``cache_position``; the cross-attention keys and values of the encoder output are computed once per cache.
+``generate`` comes from the Seq2SeqLM task (``hugkit.generation``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import PretrainedConfig
-from ..kv_cache import causal_mask
+from ..kv_cache import DynamicCache, EncoderDecoderCache, StaticCache, causal_mask, decoder_inputs
 from ..layers import attention, check_inputs, get_activation, padding_mask
 from ..modeling_utils import PreTrainedModel
 from ..outputs import BaseModelOutput, Seq2SeqModelOutput
@@ -86,8 +89,10 @@ class BartLearnedPositionalEmbedding(nn.Embedding):
     def __init__(self, num_positions: int, embedding_dim: int) -> None:
         super().__init__(num_positions + self.offset, embedding_dim)
 
-    def forward(self, length: int) -> torch.Tensor:
-        """Rows for positions 0..length-1, as ``(length, dim)`` (broadcast over the batch)."""
+    def forward(self, length: int, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows for positions 0..length-1 (or ``positions``, 1-D), as ``(length, dim)`` (broadcast over the batch)."""
+        if positions is not None:
+            return F.embedding(positions + self.offset, self.weight)
         return self.weight[self.offset : self.offset + length]
 
 
@@ -104,12 +109,17 @@ class BartScaledWordEmbedding(nn.Embedding):
 
 
 class BartAttention(nn.Module):
-    """Multi-head attention; self-attention when ``key_value_states`` is None, cross-attention otherwise."""
+    """Multi-head attention; self-attention when ``key_value_states`` is None, cross-attention otherwise.
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float) -> None:
+    With a ``cache`` (an ``EncoderDecoderCache``), self-attention appends its keys and values at ``cache_position``
+    and attends over everything cached; cross-attention projects the encoder output once and reuses it.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float, layer_idx: int | None = None) -> None:
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"d_model ({embed_dim}) must be divisible by the number of attention heads ({num_heads}).")
+        self.layer_idx = layer_idx
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
@@ -130,12 +140,19 @@ class BartAttention(nn.Module):
         output_attentions: bool,
         key_value_states: torch.Tensor | None = None,
         query_states: torch.Tensor | None = None,
+        cache=None,
+        cache_position: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``query_states``: self-attention for these positions only (keys and values still from every position)."""
-        source = hidden_states if key_value_states is None else key_value_states
         query = self._heads(self.q_proj(hidden_states if query_states is None else query_states))
-        key = self._heads(self.k_proj(source))
-        value = self._heads(self.v_proj(source))
+        if key_value_states is not None:  # cross-attention: the encoder output's keys and values
+            project = lambda: (self._heads(self.k_proj(key_value_states)), self._heads(self.v_proj(key_value_states)))  # noqa: E731
+            key, value = project() if cache is None else cache.cross_attention(self.layer_idx, project)
+        else:
+            key = self._heads(self.k_proj(hidden_states))
+            value = self._heads(self.v_proj(hidden_states))
+            if cache is not None:
+                key, value = cache.update(self.layer_idx, key, value, cache_position)
         context, probs = attention(
             query, key, value, mask,
             dropout_p=self.dropout if self.training else 0.0,
@@ -173,12 +190,13 @@ class BartEncoderLayer(nn.Module):
 class BartDecoderLayer(nn.Module):
     """Post-norm: causal self-attention, cross-attention over the encoder output, feed-forward."""
 
-    def __init__(self, config: BartConfig) -> None:
+    def __init__(self, config: BartConfig, layer_idx: int) -> None:
         super().__init__()
         self.embed_dim = config.d_model
-        self.self_attn = BartAttention(config.d_model, config.decoder_attention_heads, config.attention_dropout)
+        heads = config.decoder_attention_heads
+        self.self_attn = BartAttention(config.d_model, heads, config.attention_dropout, layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self.encoder_attn = BartAttention(config.d_model, config.decoder_attention_heads, config.attention_dropout)
+        self.encoder_attn = BartAttention(config.d_model, heads, config.attention_dropout, layer_idx)
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model)
         self.activation_fn = get_activation(config.activation_function)
         self.fc1 = nn.Linear(config.d_model, config.decoder_ffn_dim)
@@ -195,17 +213,24 @@ class BartDecoderLayer(nn.Module):
         encoder_mask: torch.Tensor | None,
         output_attentions: bool,
         query_index: torch.Tensor | None = None,
+        cache=None,
+        cache_position: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """``query_index`` (one position per row): compute the output at those positions only, (batch, 1, d_model)."""
+        """``query_index`` (one position per row): compute the output at those positions only, (batch, 1, d_model).
+        ``cache``/``cache_position``: see ``BartAttention``."""
         queries = hidden_states
         if query_index is not None:
             rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
             queries = hidden_states[rows, query_index].unsqueeze(1)
             if self_mask is not None:
                 self_mask = self_mask.expand(hidden_states.shape[0], -1, -1, -1)[rows, :, query_index].unsqueeze(2)
-        attended, self_probs = self.self_attn(hidden_states, self_mask, output_attentions, query_states=queries)
+        attended, self_probs = self.self_attn(
+            hidden_states, self_mask, output_attentions, query_states=queries, cache=cache, cache_position=cache_position
+        )
         hidden_states = self.self_attn_layer_norm(queries + F.dropout(attended, self.dropout, self.training))
-        attended, cross_probs = self.encoder_attn(hidden_states, encoder_mask, output_attentions, encoder_hidden_states)
+        attended, cross_probs = self.encoder_attn(
+            hidden_states, encoder_mask, output_attentions, encoder_hidden_states, cache=cache
+        )
         hidden_states = self.encoder_attn_layer_norm(hidden_states + F.dropout(attended, self.dropout, self.training))
         hidden_states = self.final_layer_norm(hidden_states + _feed_forward(self, hidden_states))
         return hidden_states, self_probs, cross_probs
@@ -231,41 +256,59 @@ def _embedding_scale(config: BartConfig) -> float:
 class _BartStack(nn.Module):
     """What the encoder and the decoder share: token and position embeddings, their LayerNorm, a list of layers."""
 
-    def __init__(self, config: BartConfig, layer_class: type[nn.Module], num_layers: int) -> None:
+    def __init__(self, config: BartConfig, layers: list[nn.Module]) -> None:
         super().__init__()
         self.embed_tokens = BartScaledWordEmbedding(
             config.vocab_size, config.d_model, config.pad_token_id, _embedding_scale(config)
         )
         self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
-        self.layers = nn.ModuleList(layer_class(config) for _ in range(num_layers))
+        self.layers = nn.ModuleList(layers)
+        self.output_attentions = config.output_attentions
+        self.output_hidden_states = config.output_hidden_states
         self.layernorm_embedding = nn.LayerNorm(config.d_model)
         self.dropout = config.dropout
         self.max_length = config.max_position_embeddings
         self.hidden_size = config.d_model
 
     def embed(
-        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, inputs_embeds: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Checked inputs -> the first layer's input: scaled token embeddings + positions, LayerNorm, dropout."""
-        check_inputs(input_ids, inputs_embeds, attention_mask, max_length=self.max_length, hidden_size=self.hidden_size)
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
-        hidden = self.layernorm_embedding(inputs_embeds + self.embed_positions(inputs_embeds.shape[1]))
-        return F.dropout(hidden, self.dropout, self.training)
-
-
-class BartEncoder(_BartStack):
-    def __init__(self, config: BartConfig) -> None:
-        super().__init__(config, BartEncoderLayer, config.encoder_layers)
-
-    def forward(
         self,
         input_ids: torch.Tensor | None,
         attention_mask: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
-        output_hidden_states: bool,
-        output_attentions: bool,
-    ) -> BaseModelOutput:
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Checked inputs -> the first layer's input: scaled token embeddings + positions, LayerNorm, dropout.
+
+        ``positions`` (1-D, shared by the batch): the tokens' positions when they continue a cache (the mask then
+        covers the cached tokens too, so it is not checked against the inputs here).
+        """
+        check_inputs(
+            input_ids, inputs_embeds, attention_mask if positions is None else None,
+            max_length=self.max_length, hidden_size=self.hidden_size,
+        )
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        hidden = self.layernorm_embedding(inputs_embeds + self.embed_positions(inputs_embeds.shape[1], positions))
+        return F.dropout(hidden, self.dropout, self.training)
+
+
+class BartEncoder(_BartStack):
+    """The encoder; ``model.get_encoder()`` returns it, called as transformers' (keywords, defaults from the config)."""
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config, [BartEncoderLayer(config) for _ in range(config.encoder_layers)])
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool = True,
+    ) -> BaseModelOutput | tuple:
+        output_attentions = self.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = self.output_hidden_states if output_hidden_states is None else output_hidden_states
         hidden = self.embed(input_ids, attention_mask, inputs_embeds)
         mask = padding_mask(attention_mask, hidden.dtype)
         all_hidden = [hidden] if output_hidden_states else None
@@ -276,16 +319,17 @@ class BartEncoder(_BartStack):
                 all_hidden.append(hidden)
             if all_attentions is not None:
                 all_attentions.append(probs)
-        return BaseModelOutput(
+        out = BaseModelOutput(
             last_hidden_state=hidden,
             hidden_states=tuple(all_hidden) if all_hidden is not None else None,
             attentions=tuple(all_attentions) if all_attentions is not None else None,
         )
+        return out if return_dict else out.to_tuple()
 
 
 class BartDecoder(_BartStack):
     def __init__(self, config: BartConfig) -> None:
-        super().__init__(config, BartDecoderLayer, config.decoder_layers)
+        super().__init__(config, [BartDecoderLayer(config, i) for i in range(config.decoder_layers)])
 
     def forward(
         self,
@@ -297,14 +341,38 @@ class BartDecoder(_BartStack):
         output_hidden_states: bool,
         output_attentions: bool,
         last_layer_query_index: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        cache_position: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple | None, tuple | None, tuple | None]:
         """(last hidden state, hidden states, self-attentions, cross-attentions); the tuples None unless asked.
-        ``last_layer_query_index``: the last layer computes one position per row, (batch, 1, d_model)."""
-        hidden = self.embed(input_ids, attention_mask, inputs_embeds)
-        length = hidden.shape[1]
-        # Both masks once per forward, shared by every layer.
-        positions = torch.arange(length, device=hidden.device)
-        self_mask = causal_mask(attention_mask, positions, length, hidden.dtype)
+        ``last_layer_query_index``: the last layer computes one position per row, (batch, 1, d_model).
+
+        With a ``cache`` the tokens continue the cached ones: their positions are their cache slots
+        (``cache_position``; None: right after the cached tokens) and ``attention_mask``, when given, covers the
+        cached and the new tokens (transformers' convention).
+        """
+        if cache is None:
+            hidden = self.embed(input_ids, attention_mask, inputs_embeds)
+            length = hidden.shape[1]
+            # Both masks once per forward, shared by every layer.
+            positions = torch.arange(length, device=hidden.device)
+            self_mask = causal_mask(attention_mask, positions, length, hidden.dtype)
+        else:
+            length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+            device = self.embed_positions.weight.device
+            if cache_position is None:  # a host-side check: positions past the table would fail inside F.embedding
+                end = cache.get_seq_length() + length
+                if end > self.max_length:
+                    raise ValueError(
+                        f"The decoder would reach position {end}, but this model has {self.max_length} positions "
+                        "(max_position_embeddings). Generate fewer tokens."
+                    )
+            # BART's decoder positions are its cache slots (padding does not shift them), so position_ids go unused.
+            cache_position, _, keep, kv_length = decoder_inputs(
+                cache, attention_mask, None, cache_position, length, device
+            )
+            hidden = self.embed(input_ids, None, inputs_embeds, positions=cache_position)
+            self_mask = causal_mask(keep, cache_position, kv_length, hidden.dtype)
         encoder_mask = padding_mask(encoder_attention_mask, hidden.dtype)
         all_hidden = [hidden] if output_hidden_states else None
         self_attentions = [] if output_attentions else None
@@ -312,7 +380,8 @@ class BartDecoder(_BartStack):
         for index, layer in enumerate(self.layers):
             query_index = last_layer_query_index if index == len(self.layers) - 1 else None
             hidden, self_probs, cross_probs = layer(
-                hidden, self_mask, encoder_hidden_states, encoder_mask, output_attentions, query_index
+                hidden, self_mask, encoder_hidden_states, encoder_mask, output_attentions, query_index,
+                cache, cache_position,
             )
             if all_hidden is not None:
                 all_hidden.append(hidden)
@@ -331,6 +400,17 @@ class BartPreTrainedModel(PreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.base_model.shared
+
+    def get_encoder(self) -> BartEncoder:
+        return self.base_model.encoder
+
+    def get_decoder(self) -> BartDecoder:
+        return self.base_model.decoder
+
+    def kv_cache_shape(self) -> tuple[int, int, int]:
+        """(layers, heads, head size) of the decoder's self-attention: what its KV cache holds."""
+        config = self.config
+        return config.decoder_layers, config.decoder_attention_heads, config.d_model // config.decoder_attention_heads
 
 
 def _tied_embeddings(prefix: str) -> dict[str, str]:
@@ -370,10 +450,23 @@ class BartModel(Seq2SeqModel, BartPreTrainedModel):
         """Encoder then decoder; forward and the heads call this with their resolved flags.
 
         ``decoder_query_index``: the last decoder layer computes only that position of each row (last_hidden_state
-        is then (batch, 1, d_model)).
+        is then (batch, 1, d_model)). ``past_key_values``: an ``EncoderDecoderCache`` the decoder continues (a bare
+        self-attention cache is wrapped in one); ``use_cache`` without one starts a dynamic cache. Either way the
+        cache comes back in ``past_key_values``.
         """
-        if past_key_values is not None or use_cache:
-            raise NotImplementedError("BART's decoder cache is being written (issue 11).")
+        cache = past_key_values
+        if cache is not None and not isinstance(cache, EncoderDecoderCache):
+            if not isinstance(cache, (StaticCache, DynamicCache)):
+                raise TypeError(
+                    "past_key_values should be a hugkit EncoderDecoderCache (or a StaticCache/DynamicCache for the "
+                    f"decoder's self-attention), found {type(cache).__name__}. Pass the past_key_values a previous "
+                    "call returned, or use_cache=True to start one."
+                )
+            cache = EncoderDecoderCache(cache)
+        if cache is None and use_cache:
+            cache = EncoderDecoderCache(DynamicCache())
+        if cache is not None and decoder_query_index is not None:
+            raise ValueError("decoder_query_index (sequence classification) does not combine with a decoder cache.")
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             if input_ids is None:
                 raise ValueError(
@@ -382,15 +475,20 @@ class BartModel(Seq2SeqModel, BartPreTrainedModel):
                 )
             decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
         if encoder_outputs is None:
-            encoder_outputs = self.encoder(input_ids, attention_mask, inputs_embeds, output_hidden_states, output_attentions)
+            encoder_outputs = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+            )
         elif not isinstance(encoder_outputs, BaseModelOutput):
             encoder_outputs = BaseModelOutput(*tuple(encoder_outputs)[:3])
         hidden, all_hidden, self_attentions, cross_attentions = self.decoder(
             decoder_input_ids, decoder_attention_mask, encoder_outputs.last_hidden_state, attention_mask,
             decoder_inputs_embeds, output_hidden_states, output_attentions, decoder_query_index,
+            cache, cache_position,
         )
         return Seq2SeqModelOutput(
             last_hidden_state=hidden,
+            past_key_values=cache,
             decoder_hidden_states=all_hidden,
             decoder_attentions=self_attentions,
             cross_attentions=cross_attentions,
@@ -431,7 +529,10 @@ class BartForSequenceClassification(Seq2SeqSequenceClassification, BartPreTraine
 
 
 class BartForConditionalGeneration(Seq2SeqLM, BartPreTrainedModel):
-    """Vocabulary logits from the decoder: ``lm_head`` (tied to the shared embeddings) plus ``final_logits_bias``."""
+    """Vocabulary logits from the decoder: ``lm_head`` (tied to the shared embeddings) plus ``final_logits_bias``;
+    ``generate`` (summarization, translation) from the Seq2SeqLM task."""
+
+    has_learned_positions = True  # the decoder cannot go past max_position_embeddings
 
     _tied_weights_keys = {"lm_head.weight": "model.shared.weight", **_tied_embeddings("model.")}
     # Some checkpoints were saved without the (all-zero) bias: it then starts at zero, as in transformers.

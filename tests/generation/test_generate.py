@@ -184,14 +184,29 @@ def test_bad_prompts_and_unknown_kwargs(tiny_causal_lm, prompts):
     with pytest.raises(ValueError, match="exceeds this model's context of 64"):
         model.generate(torch.ones(1, 60, dtype=torch.long), max_new_tokens=10)
     with pytest.raises(ValueError, match="max_length is 20"):
-        model.generate(torch.ones(1, 25, dtype=torch.long))
+        model.generate(torch.ones(1, 25, dtype=torch.long), max_length=20)
     with pytest.raises(ValueError, match="pad on the left"):
         model.generate(ids, attention_mask=mask.flip(1), max_new_tokens=3)
     with pytest.raises(NotImplementedError, match="output_hidden_states"):
         model.generate(ids, attention_mask=mask, output_hidden_states=True, max_new_tokens=3)
     model.generate(ids, attention_mask=mask, logits_processor=None, max_new_tokens=1)  # None is harmless
-    with pytest.raises(NotImplementedError, match="num_beams=4"):
-        model.generate(ids, attention_mask=mask, num_beams=4, max_new_tokens=3)
+    with pytest.raises(NotImplementedError, match="assistant_model"):
+        model.generate(ids, attention_mask=mask, assistant_model=model, max_new_tokens=3)
+    with pytest.raises(ValueError, match="beam search knows its best sequences only at the end"):
+        model.generate_tokens(ids, mask, num_beams=2, max_new_tokens=3)
+    with pytest.raises(ValueError, match="streamer cannot be used with beam search"):
+        model.generate(ids, attention_mask=mask, num_beams=2, max_new_tokens=3, streamer=object())
+    with pytest.raises(ValueError, match="decoder-only"):
+        model.generate(ids, attention_mask=mask, decoder_input_ids=ids, max_new_tokens=3)
+
+
+def test_default_length_is_twenty_new_tokens_within_the_context_like_transformers(tiny_causal_lm):
+    model, reference = _load(tiny_causal_lm, "gpt2")  # context 64 (learned positions)
+    for length in (25, 60):  # 20 new tokens; then capped at the context: 4
+        ids = torch.arange(2, 2 + length)[None] % 90 + 2
+        expected = reference.generate(ids, do_sample=False, pad_token_id=0, eos_token_id=EOS)
+        got = model.generate(ids)
+        assert got.shape == expected.shape == (1, min(length + 20, 64)) and torch.equal(got, expected)
 
 
 def test_no_warnings_in_normal_use(tiny_causal_lm, prompts, recwarn, caplog):

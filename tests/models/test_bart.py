@@ -220,3 +220,105 @@ def test_bart_tokenizer_matches_transformers(tmp_path):
     assert actual["input_ids"] == expected["input_ids"]
     assert actual["attention_mask"] == expected["attention_mask"]
     assert expected["input_ids"][0][:3] == [0, 15500, 999]  # <s> Hello world: not an empty comparison
+
+
+# --- decoder cache and encoder access (what generate runs on) ---------------------------------------------------
+
+
+def _decoder_ids(seed: int = 3, length: int = 7) -> torch.Tensor:
+    ids = torch.randint(3, VOCAB, (len(LENGTHS), length), generator=torch.Generator().manual_seed(seed))
+    ids[:, 0] = EOS  # BART's decoder start token
+    return ids
+
+
+def _step_by_step(model, inputs, decoder_ids, cache, first: int = 3):
+    """Logits of every decoder position: ``first`` tokens at once, then one per call, over ``cache``."""
+    encoded = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    common = dict(encoder_outputs=encoded, attention_mask=inputs["attention_mask"], use_cache=True)
+    out = model(**common, decoder_input_ids=decoder_ids[:, :first], past_key_values=cache)
+    logits = [out.logits]
+    for i in range(first, decoder_ids.shape[1]):
+        out = model(**common, decoder_input_ids=decoder_ids[:, i : i + 1], past_key_values=out.past_key_values)
+        logits.append(out.logits)
+    return torch.cat(logits, dim=1), out.past_key_values
+
+
+def test_cached_decoding_equals_the_full_forward(checkpoints):
+    from hugkit.kv_cache import DynamicCache, EncoderDecoderCache, StaticCache
+
+    folder, reference = checkpoints["seq2seq-lm"]
+    model = auto.AutoModelForSeq2SeqLM.from_pretrained(folder)
+    inputs, decoder_ids = make_inputs(), _decoder_ids()
+    with torch.inference_mode():
+        full = model(**inputs, decoder_input_ids=decoder_ids).logits
+        expected = reference(**inputs, decoder_input_ids=decoder_ids, use_cache=False).logits
+        dynamic, cache = _step_by_step(model, inputs, decoder_ids, None)  # use_cache=True starts a dynamic cache
+        static, static_cache = _step_by_step(model, inputs, decoder_ids, EncoderDecoderCache.for_model(model, 3, 12))
+        bare, bare_cache = _step_by_step(model, inputs, decoder_ids, StaticCache.for_model(model, 3, 12))
+    assert_close(full, expected, what="full forward")
+    for name, logits in (("dynamic", dynamic), ("static", static), ("bare static", bare)):
+        assert_close(logits, full, atol=1e-5, what=f"{name} cache")
+    assert isinstance(cache, EncoderDecoderCache) and isinstance(cache.self_attention_cache, DynamicCache)
+    assert cache.get_seq_length() == static_cache.get_seq_length() == bare_cache.get_seq_length() == 7
+    assert sorted(cache.cross_keys) == [0, 1]  # cross-attention keys computed once per layer
+    assert model.kv_cache_shape() == (2, 4, 8)
+
+
+def test_cached_decoding_matches_transformers_past_key_values(checkpoints):
+    folder, reference = checkpoints["seq2seq-lm"]
+    model = auto.AutoModelForSeq2SeqLM.from_pretrained(folder)
+    inputs, decoder_ids = make_inputs(), _decoder_ids(length=5)
+    with torch.inference_mode():
+        theirs = reference(**inputs, decoder_input_ids=decoder_ids[:, :3], use_cache=True)
+        mine = model(**inputs, decoder_input_ids=decoder_ids[:, :3], use_cache=True)
+        assert_close(mine.logits, theirs.logits, what="prefill logits")
+        for i in (3, 4):
+            theirs = reference(**inputs, decoder_input_ids=decoder_ids[:, i : i + 1], past_key_values=theirs.past_key_values)
+            mine = model(**inputs, decoder_input_ids=decoder_ids[:, i : i + 1], past_key_values=mine.past_key_values,
+                         use_cache=True)
+            assert_close(mine.logits, theirs.logits, atol=1e-5, what=f"step {i} logits")
+    assert mine.past_key_values.get_seq_length() == theirs.past_key_values.get_seq_length() == 5
+    # keys and values of the self-attention cache are transformers' too
+    for layer in range(2):
+        assert_close(mine.past_key_values.self_attention_cache.keys[layer],
+                     theirs.past_key_values.self_attention_cache.layers[layer].keys, atol=1e-5, what="cached keys")
+
+
+def test_cached_decoding_with_a_padded_decoder_prompt(checkpoints):
+    """decoder_attention_mask covers the cached tokens and the new one (transformers' convention)."""
+    folder, reference = checkpoints["seq2seq-lm"]
+    model = auto.AutoModelForSeq2SeqLM.from_pretrained(folder)
+    inputs, decoder_ids = make_inputs(), _decoder_ids(length=4)
+    mask = torch.ones_like(decoder_ids)
+    mask[1, 1] = 0
+    with torch.inference_mode():
+        theirs = reference(**inputs, decoder_input_ids=decoder_ids[:, :3], decoder_attention_mask=mask[:, :3])
+        mine = model(**inputs, decoder_input_ids=decoder_ids[:, :3], decoder_attention_mask=mask[:, :3], use_cache=True)
+        theirs = reference(**inputs, decoder_input_ids=decoder_ids[:, 3:], decoder_attention_mask=mask,
+                           past_key_values=theirs.past_key_values)
+        mine = model(**inputs, decoder_input_ids=decoder_ids[:, 3:], decoder_attention_mask=mask,
+                     past_key_values=mine.past_key_values, use_cache=True)
+    assert_close(mine.logits, theirs.logits, atol=1e-5, what="logits after a masked decoder token")
+
+
+def test_encoder_and_decoder_accessors(checkpoints):
+    folder, reference = checkpoints["seq2seq-lm"]
+    model = auto.AutoModelForSeq2SeqLM.from_pretrained(folder)
+    inputs = make_inputs()
+    with torch.inference_mode():
+        encoded = model.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        expected = reference.get_encoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        with_states = model.get_encoder()(**inputs, output_hidden_states=True, return_dict=False)
+    assert type(encoded).__name__ == "BaseModelOutput" and encoded.hidden_states is None
+    assert_close(encoded.last_hidden_state, expected.last_hidden_state, what="encoder output")
+    assert isinstance(with_states, tuple) and len(with_states[1]) == 3
+    assert model.get_decoder() is model.model.decoder and model.get_encoder() is model.model.encoder
+    with pytest.raises(TypeError, match="EncoderDecoderCache"):
+        model(**inputs, decoder_input_ids=_decoder_ids(), past_key_values=[("k", "v")])
+    with pytest.raises(ValueError, match="reach position 66"):
+        _past_the_position_table(model, inputs)
+
+
+def _past_the_position_table(model, inputs):
+    out = model(**inputs, decoder_input_ids=torch.full((3, 60), 5), use_cache=True)
+    model(**inputs, decoder_input_ids=torch.full((3, 6), 5), past_key_values=out.past_key_values, use_cache=True)

@@ -79,7 +79,7 @@ def test_streaming_yields_the_greedy_text(folder):
 def test_length_warnings_as_v4(folder, caplog):
     pipe = hugkit.pipeline("summarization", model=str(folder))
     with caplog.at_level(logging.WARNING, logger="hugkit"):
-        pipe(SHORT, max_length=30, min_length=5, num_beams=1)
+        pipe(SHORT, max_length=60, min_length=5, num_beams=1)
     assert "but your input_length is only" in caplog.text
 
 
