@@ -8,6 +8,8 @@ package does not import torch; only `return_tensors="pt"` does.
 from .auto import AutoTokenizer
 from .base import PreTrainedTokenizerFast
 from .batch_encoding import BatchEncoding
+from .marian import MarianTokenizer
+from .seq2seq import MBart50Tokenizer, MBartTokenizer, NllbTokenizer, T5Tokenizer
 
 # transformers' class names, all served by the one class (the engine does the model-specific work).
 BertTokenizer = BertTokenizerFast = PreTrainedTokenizerFast
@@ -16,7 +18,11 @@ RobertaTokenizer = RobertaTokenizerFast = PreTrainedTokenizerFast
 GPT2Tokenizer = GPT2TokenizerFast = PreTrainedTokenizerFast
 XLMRobertaTokenizer = XLMRobertaTokenizerFast = PreTrainedTokenizerFast
 CamembertTokenizer = CamembertTokenizerFast = PreTrainedTokenizerFast
-T5Tokenizer = T5TokenizerFast = PreTrainedTokenizerFast
+T5TokenizerFast = T5Tokenizer
+PegasusTokenizer = PegasusTokenizerFast = PreTrainedTokenizerFast
+MBartTokenizerFast = MBartTokenizer
+MBart50TokenizerFast = MBart50Tokenizer
+NllbTokenizerFast = NllbTokenizer
 LlamaTokenizer = LlamaTokenizerFast = PreTrainedTokenizerFast
 AlbertTokenizer = AlbertTokenizerFast = PreTrainedTokenizerFast
 DebertaV2Tokenizer = DebertaV2TokenizerFast = PreTrainedTokenizerFast
@@ -44,6 +50,15 @@ __all__ = [
     "CamembertTokenizerFast",
     "T5Tokenizer",
     "T5TokenizerFast",
+    "PegasusTokenizer",
+    "PegasusTokenizerFast",
+    "MBartTokenizer",
+    "MBartTokenizerFast",
+    "MBart50Tokenizer",
+    "MBart50TokenizerFast",
+    "NllbTokenizer",
+    "NllbTokenizerFast",
+    "MarianTokenizer",
     "LlamaTokenizer",
     "LlamaTokenizerFast",
     "AlbertTokenizer",

@@ -1,12 +1,15 @@
 """AutoTokenizer: find a checkpoint's tokenizer files, pick the tokenizer class, build (or convert) the engine.
 
-`tokenizer.json` is used as it is. Without it, the class named in tokenizer_config.json (or implied by
-config.json's model_type, or else by the files present) picks a converter; the converted engine is cached on
-disk so the conversion runs once. Code shipped with a checkpoint (`auto_map`) is never executed.
+The class named in tokenizer_config.json (or implied by config.json's model_type, or else by the files present)
+decides, as in transformers 5. `tokenizer.json` is used as it is, except for the classes transformers 5 rebuilds
+from the file's vocabulary (T5, Pegasus, mBART, mBART-50, NLLB, Llama: converters/class_pipelines.py). Without it
+a converter builds the engine from the vocabulary files (a Marian folder always: marian.py). Converted engines are
+cached on disk so a conversion runs once. Code shipped with a checkpoint (`auto_map`) is never executed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,7 +22,15 @@ from . import cache
 from .base import PreTrainedTokenizerFast
 from .config_files import TOKENIZER_FILE_PATTERNS, TokenizerFiles, merge_settings
 from .converters import Conversion
-from .families import FAMILIES, GENERIC, MODEL_TYPE_TO_CLASS, TokenizerFamily, canonical_class_name, family_for_class
+from .families import (
+    FAMILIES,
+    GENERIC,
+    GENERIC_MODEL_TYPES,
+    MODEL_TYPE_TO_CLASS,
+    TokenizerFamily,
+    canonical_class_name,
+    family_for_class,
+)
 from .post_processors import build_post_processor
 
 logger = logging.getLogger(__name__)
@@ -79,18 +90,35 @@ class AutoTokenizer:
         folder = _resolve_folder(str(pretrained_model_name_or_path), revision, subfolder, cache_dir,
                                  local_files_only, token)
         files = TokenizerFiles.read(folder)
+        if tokenizer_type == "vits" or files.tokenizer_config.get("tokenizer_class") == "VitsTokenizer" or (
+            tokenizer_type is None and "tokenizer_class" not in files.tokenizer_config
+            and (getattr(config, "model_type", None) or files.model_config.get("model_type")) == "vits"
+        ):  # VITS / MMS-TTS: a character vocabulary, tokenized in Python (tokenization/vits.py)
+            from .vits import VitsTokenizer
+
+            return VitsTokenizer._from_folder(folder, str(pretrained_model_name_or_path), overrides)
         if "auto_map" in files.tokenizer_config:
             logger.info("Ignoring auto_map in %s: hugkit never runs code shipped with a checkpoint", folder)
 
         family, class_name = _select_family(files, tokenizer_type, config)
         kind = _source_kind(files, family)
-        if kind == "tokenizer.json":
+        if kind == "marian":
+            from .marian import load_marian
+
+            return load_marian(files, family, overrides, str(pretrained_model_name_or_path))
+        # The settings as the files and caller give them, without the class's defaults: what converters read.
+        given = merge_settings(files, dataclasses.replace(family, special_tokens={}), overrides,
+                               uses_tokenizer_json=kind == "tokenizer.json", derived={}).settings
+        if kind == "tokenizer.json" and family.rebuilds_tokenizer_json:
+            conversion = _rebuild_cached(files, family, given)
+            merged = merge_settings(files, family, overrides, uses_tokenizer_json=True, derived=conversion.derived)
+            backend = conversion.tokenizer
+        elif kind == "tokenizer.json":
             merged = merge_settings(files, family, overrides, uses_tokenizer_json=True, derived={})
             backend = _load_tokenizer_json(files.tokenizer_json, family, merged.settings)
             conversion = None
         else:
-            preliminary = merge_settings(files, family, overrides, uses_tokenizer_json=False, derived={})
-            conversion = _convert_cached(kind, files, family, class_name, preliminary.settings)
+            conversion = _convert_cached(kind, files, family, class_name, given)
             merged = merge_settings(files, family, overrides, uses_tokenizer_json=False, derived=conversion.derived)
             backend = conversion.tokenizer
 
@@ -99,6 +127,10 @@ class AutoTokenizer:
             processor = build_post_processor(family.template, tokenizer, merged.settings)
             if processor is not None:
                 tokenizer.backend_tokenizer.post_processor = processor
+        # Languages asked for by the caller are checked (those in the files are taken as they are).
+        for name in ("src_lang", "tgt_lang"):
+            if overrides.get(name) is not None and hasattr(type(tokenizer), name):
+                setattr(tokenizer, name, overrides[name])
         logger.debug("Loaded %s from %s (%s) in %.3fs", class_name, folder, kind, time.perf_counter() - started)
         return tokenizer
 
@@ -126,11 +158,18 @@ def _select_family(files: TokenizerFiles, tokenizer_type: str | None, config) ->
             model_type or "")
     if class_name is not None:
         family = family_for_class(class_name)
+        model_type = getattr(config, "model_type", None) or files.model_config.get("model_type")
+        if family is not None and tokenizer_type is None and _read_as_backend(files, family, model_type):
+            logger.info("Reading %s's tokenizer files as they are (not as a %s), as transformers does",
+                        files.folder, family.name)
+            return GENERIC, "TokenizersBackend"
         if family is not None:
             return family, family.name
         logger.info("No hugkit row for tokenizer class %s; the files decide how to read it", class_name)
     # Nothing (known) names a class: the files decide.
-    if files.tokenizer_json is not None:
+    if all(files.path(name) is not None for name in ("source.spm", "target.spm", "vocab.json")):
+        family = FAMILIES["MarianTokenizer"]
+    elif files.tokenizer_json is not None:
         family = GENERIC
     elif files.vocab_txt is not None:
         family = FAMILIES["BertTokenizer"]
@@ -141,10 +180,31 @@ def _select_family(files: TokenizerFiles, tokenizer_type: str | None, config) ->
     return family, class_name or family.name
 
 
+def _read_as_backend(files: TokenizerFiles, family: TokenizerFamily, model_type: str | None) -> bool:
+    """transformers 5 loads a checkpoint with TokenizersBackend (a tokenizer.json's own pipeline, a SentencePiece
+    model's own spec) whatever class its config names when the model type is registered to that backend (Mistral
+    checkpoints naming LlamaTokenizer), and a "LlamaTokenizer" whose tokenizer.json is byte-level (Llama 3 style),
+    since the class hard-codes SentencePiece's Metaspace."""
+    if family.name == GENERIC.name:
+        return False
+    if model_type in GENERIC_MODEL_TYPES:
+        return True
+    if family.name == "LlamaTokenizer" and files.tokenizer_json is not None:
+        with open(files.tokenizer_json, encoding="utf-8") as handle:
+            return '"ByteLevel"' in handle.read()
+    return False
+
+
 def _source_kind(files: TokenizerFiles, family: TokenizerFamily) -> str:
     wanted = family.source
     # transformers' CLIPTokenizer takes only the vocabulary and merges from a tokenizer.json and builds the rest
     # itself (its decoder turns </w> into spaces, which tokenizer.json files do not say).
+    if wanted == "marian":  # transformers' MarianTokenizer has no tokenizer.json form
+        missing = [name for name in ("source.spm", "target.spm", "vocab.json") if files.path(name) is None]
+        if missing:
+            raise OSError(f"Cannot build a MarianTokenizer from {files.folder}: it needs source.spm, target.spm and "
+                          f"vocab.json, but {', '.join(missing)} is missing; the folder holds: {files.describe()}")
+        return "marian"
     if wanted == "clip_bpe" and (files.tokenizer_json is not None
                                  or (files.vocab_json is not None and files.merges_txt is not None)):
         return "clip_bpe"
@@ -205,6 +265,52 @@ def _convert_cached(kind: str, files: TokenizerFiles, family: TokenizerFamily, c
     logger.info("Converted %s (%s) in %.2fs; caching it", class_name, kind, time.perf_counter() - started)
     cache.store(key, conversion.tokenizer.to_str(), conversion.derived)
     return conversion
+
+
+def _rebuild_cached(files: TokenizerFiles, family: TokenizerFamily, settings: dict) -> Conversion:
+    """A tokenizer.json read the way transformers 5 reads it for `family`: the class builds the pipeline."""
+    from .converters import class_pipelines
+
+    uses_file_tokens = "added_tokens_decoder" not in files.tokenizer_config
+    options = {"class": family.name, **class_pipelines.pipeline_options(family.name, settings),
+               "file_added_tokens": uses_file_tokens}
+    if family.name == "T5Tokenizer":
+        options["extra_ids"] = int(settings.get("extra_ids", 100))
+    if family.name == "PegasusTokenizer":
+        options["offset"] = int(settings.get("offset", 103))
+        options["mask_token_sent"] = str(settings.get("mask_token_sent", "<mask_1>"))
+
+    def rebuild() -> Conversion:
+        data = json.loads(files.tokenizer_json.read_text(encoding="utf-8"))
+        inputs = class_pipelines.inputs_from_tokenizer_json(data, family.name)
+        backend = class_pipelines.PIPELINES[family.name](inputs, options)
+        processor = _post_processor_of(data)
+        if processor is not None:
+            backend.post_processor = processor
+        if uses_file_tokens:  # as transformers: with no added_tokens_decoder in the config, the file's own
+            for _, token in class_pipelines.file_added_tokens(data):
+                backend.add_tokens([token])
+        derived = {}
+        flags = class_pipelines.token_flags(family.name)
+        if flags:
+            derived["special_tokens"] = flags
+        extras = class_pipelines.constructor_extra_tokens(family.name, settings)
+        if extras is not None:
+            derived["extra_special_tokens"] = extras
+        return Conversion(backend, derived)
+
+    key = cache.conversion_key("tokenizer.json rebuild", [files.tokenizer_json], options)
+    return _cached_conversion(key, rebuild)
+
+
+def _post_processor_of(data: dict):
+    """The tokenizer.json's post-processor as an engine object (special-token ids are written in it)."""
+    if not data.get("post_processor"):
+        return None
+    shell = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+             "pre_tokenizer": None, "post_processor": data["post_processor"], "decoder": None,
+             "model": {"type": "WordLevel", "vocab": {"<unk>": 0}, "unk_token": "<unk>"}}
+    return Tokenizer.from_str(json.dumps(shell)).post_processor
 
 
 def _load_tokenizer_json(path: Path, family: TokenizerFamily, settings: dict) -> Tokenizer:
@@ -275,7 +381,7 @@ def _build_tokenizer(backend: Tokenizer, family: TokenizerFamily, class_name: st
     model_max_length = arguments.get("model_max_length")
     if model_max_length is not None:
         arguments["model_max_length"] = int(model_max_length)
-    return PreTrainedTokenizerFast(
+    return _python_class(family.name)(
         backend,
         name_or_path=name_or_path,
         tokenizer_class=class_name,
@@ -286,6 +392,18 @@ def _build_tokenizer(backend: Tokenizer, family: TokenizerFamily, class_name: st
         **flags,
         **settings,
     )
+
+
+def _python_class(class_name: str) -> type[PreTrainedTokenizerFast]:
+    """The hugkit class for a family: most are served by PreTrainedTokenizerFast; these add behaviour."""
+    from . import seq2seq
+
+    return {
+        "T5Tokenizer": seq2seq.T5Tokenizer,
+        "MBartTokenizer": seq2seq.MBartTokenizer,
+        "MBart50Tokenizer": seq2seq.MBart50Tokenizer,
+        "NllbTokenizer": seq2seq.NllbTokenizer,
+    }.get(class_name, PreTrainedTokenizerFast)
 
 
 # --- GGUF-embedded and tiktoken tokenizers -----------------------------------------------------------------

@@ -21,7 +21,7 @@ from .special_tokens import SPECIAL_TOKENS_ATTRIBUTES, SpecialTokensMixin
 
 logger = logging.getLogger(__name__)
 
-_CALL_OPTIONS = {"verbose", "split_special_tokens", "tokenizer_kwargs"}
+_CALL_OPTIONS = {"verbose", "split_special_tokens", "tokenizer_kwargs", "max_target_length"}
 
 
 def _single_types_all_zero(processor_state: dict | None) -> bool:
@@ -238,14 +238,34 @@ class PreTrainedTokenizerFast(SpecialTokensMixin):
         options.update((kwargs.get("tokenizer_kwargs") or {}))
         if text is None and text_target is None:
             raise TypeError("text must be a str, a list of str, or a list of pairs; got None")
-        encoded = self._encode(text, text_pair, **options) if text is not None else None
+        encoded = None
+        if text is not None:
+            self._switch_to_input_mode()
+            encoded = self._encode(text, text_pair, **options)
         if text_target is None:
             return encoded
-        targets = self._encode(text_target, text_pair_target, **options)
+        # Targets (labels) are tokenized in target mode: a seq2seq tokenizer's target language or model.
+        max_target_length = kwargs.get("max_target_length")
+        if max_target_length is not None:
+            # As transformers: the strategies are the call's; only the length changes for the targets.
+            strategies = resolve_strategies(options["padding"], options["truncation"], options["max_length"],
+                                            options["pad_to_multiple_of"], self.model_max_length)
+            options.update(max_length=max_target_length, truncation=strategies.truncation)
+        self._switch_to_target_mode()
+        try:
+            targets = self._encode(text_target, text_pair_target, **options)
+        finally:
+            self._switch_to_input_mode()
         if encoded is None:
             return targets
         encoded["labels"] = targets["input_ids"]
         return encoded
+
+    def _switch_to_input_mode(self) -> None:
+        """Seq2seq tokenizers (mBART, NLLB, Marian, ...) frame sources and targets differently; others do nothing."""
+
+    def _switch_to_target_mode(self) -> None:
+        """See `_switch_to_input_mode`."""
 
     def _encode(
         self,
@@ -307,7 +327,7 @@ class PreTrainedTokenizerFast(SpecialTokensMixin):
         if return_length:
             fields.append("length")
 
-        rows_ids = [encoding.ids for encoding in encodings]
+        rows_ids = self._rows_ids(encodings)
         target = padded_length([len(row) for row in rows_ids], strategies.padding, strategies.max_length,
                                pad_to_multiple_of)
         spec = PadSpec(target, padding_side, self.pad_token_id if target is not None else 0, self.pad_token_type_id)
@@ -330,6 +350,9 @@ class PreTrainedTokenizerFast(SpecialTokensMixin):
         if not is_batched and return_tensors is None and not return_overflowing_tokens:
             data = {key: value[0] if value and isinstance(value[0], list) else value for key, value in data.items()}
         return BatchEncoding(data, encodings=encodings, pending_padding=pending)
+
+    def _rows_ids(self, encodings) -> list[list[int]]:
+        return [encoding.ids for encoding in encodings]
 
     def _run_engine(self, batch, add_special_tokens, strategies, stride, is_split_into_words, split_special_tokens):
         backend = self._backend

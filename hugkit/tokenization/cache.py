@@ -18,7 +18,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 # Bump when a converter's output changes for the same inputs.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: T5/Pegasus/mBART/NLLB class pipelines, Marian engines
 
 
 def cache_root() -> Path:

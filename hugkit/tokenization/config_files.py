@@ -23,6 +23,7 @@ SENTENCEPIECE_FILE_NAMES = ("tokenizer.model", "spiece.model", "sentencepiece.bp
 TOKENIZER_FILE_PATTERNS = [
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "config.json",
     "vocab.txt", "vocab.json", "merges.txt", "*.model", "chat_template.jinja", "chat_template.json",
+    "*.spm", "target_vocab.json",  # Marian
 ]
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
@@ -86,6 +87,11 @@ class TokenizerFiles:
             if name in self.sentencepiece_models:
                 return self.sentencepiece_models[name]
         return None
+
+    def path(self, name: str) -> Path | None:
+        """folder/name when that file exists."""
+        path = self.folder / name
+        return path if path.is_file() else None
 
     def describe(self) -> str:
         names = sorted(path.name for path in self.folder.iterdir()) if self.folder.is_dir() else []

@@ -30,6 +30,15 @@ ROBERTA_SPECIALS = {
     "mask_token": "<mask>",
 }
 GPT2_SPECIALS = {"unk_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"}
+MBART_SPECIALS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "sep_token": "</s>",
+    "cls_token": "<s>",
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
+    "mask_token": "<mask>",
+}
 CLIP_SPECIALS = {
     "unk_token": "<|endoftext|>",
     "bos_token": "<|startoftext|>",
@@ -50,10 +59,14 @@ class TokenizerFamily:
     # How special tokens frame a sequence when hugkit builds the post-processor:
     # "bert" ([CLS] A [SEP] B [SEP], pair typed 1), "roberta" (RobertaProcessing), "fairseq" (<s> A </s></s> B </s>),
     # "t5" (A </s> B </s>), "clip" (<|startoftext|> A <|endoftext|>, RobertaProcessing without offset trimming),
-    # "flags" (add_bos_token / add_eos_token decide, as transformers' base class does).
+    # "pegasus" (A </s>, pairs A B </s>), "flags" (add_bos_token / add_eos_token decide, as transformers' base class
+    # does), "language" (the tokenizer class frames with its language codes, see seq2seq.py).
     template: str = "flags"
     # SentencePiece file names the class looks for first.
     spm_files: tuple[str, ...] = ()
+    # transformers 5 reads only the vocabulary, merges, character map, added tokens and post-processor of this
+    # class's tokenizer.json and builds the rest as the class does (converters/class_pipelines.py).
+    rebuilds_tokenizer_json: bool = False
 
 
 GENERIC = TokenizerFamily("PreTrainedTokenizerFast", source=None)
@@ -75,12 +88,35 @@ _FAMILIES = [
     TokenizerFamily(
         "T5Tokenizer", "sentencepiece",
         special_tokens={"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
-        template="t5", spm_files=("spiece.model",),
+        template="t5", spm_files=("spiece.model",), rebuilds_tokenizer_json=True,
+    ),
+    TokenizerFamily(
+        "PegasusTokenizer", "sentencepiece",
+        special_tokens={"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>", "mask_token": "<mask_2>"},
+        template="pegasus", spm_files=("spiece.model",), rebuilds_tokenizer_json=True,
+    ),
+    TokenizerFamily(
+        "MBartTokenizer", "sentencepiece", special_tokens=MBART_SPECIALS, template="language",
+        spm_files=("sentencepiece.bpe.model",), rebuilds_tokenizer_json=True,
+    ),
+    TokenizerFamily(
+        "MBart50Tokenizer", "sentencepiece",
+        special_tokens={name: value for name, value in MBART_SPECIALS.items() if name != "bos_token"},
+        template="language", spm_files=("sentencepiece.bpe.model",), rebuilds_tokenizer_json=True,
+    ),
+    TokenizerFamily(
+        "NllbTokenizer", "sentencepiece", special_tokens=MBART_SPECIALS,
+        template="language", spm_files=("sentencepiece.bpe.model",), rebuilds_tokenizer_json=True,
+    ),
+    # source.spm + target.spm + vocab.json (ids from the json); see marian.py.
+    TokenizerFamily(
+        "MarianTokenizer", "marian", special_tokens={"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
+        template="language",
     ),
     TokenizerFamily(
         "LlamaTokenizer", "sentencepiece", padding_side="left",
         special_tokens={"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"},
-        template="flags", spm_files=("tokenizer.model",),
+        template="flags", spm_files=("tokenizer.model",), rebuilds_tokenizer_json=True,
     ),
     TokenizerFamily(
         "AlbertTokenizer", "sentencepiece",
@@ -123,6 +159,10 @@ CLASS_ALIASES = {
     "MT5Tokenizer": "T5Tokenizer",
 }
 
+# config.json model types whose tokenizer transformers 5 registers as TokenizersBackend: a checkpoint of one of
+# them that names a specialized class (Mistral's "LlamaTokenizer") is still read as its files say.
+GENERIC_MODEL_TYPES = frozenset({"mistral", "mixtral", "mistral3", "ministral", "ministral3"})
+
 # config.json model_type -> tokenizer class, as transformers' AutoTokenizer maps them.
 MODEL_TYPE_TO_CLASS = {
     "albert": "AlbertTokenizer",
@@ -142,6 +182,11 @@ MODEL_TYPE_TO_CLASS = {
     "gptj": "GPT2Tokenizer",
     "llama": "LlamaTokenizer",
     "longformer": "RobertaTokenizer",
+    "marian": "MarianTokenizer",
+    "mbart": "MBartTokenizer",
+    "nllb": "NllbTokenizer",
+    "nllb-moe": "NllbTokenizer",
+    "pegasus": "PegasusTokenizer",
     "mobilebert": "BertTokenizer",
     "mpnet": "MPNetTokenizer",
     "mt5": "T5Tokenizer",

@@ -24,7 +24,8 @@ def _token_and_id(tokenizer: PreTrainedTokenizerFast, name: str) -> tuple[str, i
 
 
 def build_post_processor(kind: str, tokenizer: PreTrainedTokenizerFast, settings: dict):
-    """The post-processor for a template kind of families.py; None for "flags" (the tokenizer builds that one)."""
+    """The post-processor for a template kind of families.py; None for "flags" and "language" (the tokenizer
+    builds those)."""
     if kind == "bert":
         cls, cls_id = _token_and_id(tokenizer, "cls_token")
         sep, sep_id = _token_and_id(tokenizer, "sep_token")
@@ -58,6 +59,9 @@ def build_post_processor(kind: str, tokenizer: PreTrainedTokenizerFast, settings
         return processors.TemplateProcessing(
             single=["$A", eos], pair=["$A", eos, "$B", eos], special_tokens=[(eos, eos_id)]
         )
-    if kind == "flags":
+    if kind == "pegasus":
+        eos, eos_id = _token_and_id(tokenizer, "eos_token")
+        return processors.TemplateProcessing(single=["$A", eos], pair=["$A", "$B", eos], special_tokens=[(eos, eos_id)])
+    if kind in ("flags", "language"):  # the tokenizer builds these itself
         return None
     raise ValueError(f"Unknown post-processor kind {kind!r}")

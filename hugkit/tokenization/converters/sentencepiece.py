@@ -14,8 +14,31 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import BPE, Unigram
 
+from ..language_codes import MBART50_LANGUAGE_CODES, MBART_LANGUAGE_CODES
 from ..sentencepiece_model import CONTROL, NORMAL, USER_DEFINED, SentencePieceModel, load_sentencepiece_model
 from . import Conversion
+from .class_pipelines import PIPELINES, ClassInputs, pipeline_options, token_flags
+
+# (setting, default) pairs read by transformers' `convert_from_spm` of each class. Pegasus reads its mask tokens
+# with the defaults swapped relative to its constructor's (<mask_1> / <mask_2>); that is what transformers 5 does.
+_FIXED_TOKENS = {
+    "PegasusTokenizer": (("pad_token", "<pad>"), ("eos_token", "</s>"), ("mask_token", "<mask_1>"),
+                         ("mask_token_sent", "<mask_2>")),
+    "MBartTokenizer": (("bos_token", "<s>"), ("pad_token", "<pad>"), ("eos_token", "</s>"), ("unk_token", "<unk>"),
+                       ("mask_token", "<mask>")),
+    "MBart50Tokenizer": (("cls_token", "<s>"), ("pad_token", "<pad>"), ("eos_token", "</s>"), ("unk_token", "<unk>"),
+                         ("mask_token", "<mask>")),
+    "NllbTokenizer": (("bos_token", "<s>"), ("pad_token", "<pad>"), ("eos_token", "</s>"), ("unk_token", "<unk>")),
+}
+
+
+def _token_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return str(value.get("content"))
+    return str(value)
+
 
 SPIECE_UNDERLINE = "▁"
 
@@ -25,16 +48,20 @@ def sentencepiece_options(class_name: str, settings: dict) -> dict:
     options: dict = {"class": class_name}
     if class_name in ("XLMRobertaTokenizer", "CamembertTokenizer", "AlbertTokenizer", "DebertaV2Tokenizer"):
         options["add_prefix_space"] = bool(settings.get("add_prefix_space", True))
-    if class_name == "LlamaTokenizer":
-        add_prefix_space = settings.get("add_prefix_space")
-        options["add_prefix_space"] = True if add_prefix_space is None else bool(add_prefix_space)
-        options["legacy"] = bool(settings.get("legacy", False))
+    if class_name in PIPELINES:
+        options.update(pipeline_options(class_name, settings))
     if class_name in ("XLMRobertaTokenizer", "CamembertTokenizer"):
         for name, default in (("bos_token", "<s>"), ("pad_token", "<pad>"), ("eos_token", "</s>"),
                               ("unk_token", "<unk>"), ("mask_token", "<mask>")):
             options[name] = str(settings.get(name) or default)
     if class_name == "T5Tokenizer":
         options["extra_ids"] = int(settings.get("extra_ids", 100))
+    # The tokens each class's `convert_from_spm` places at fixed ids (str() of a missing one is "None", as there).
+    for name, default in _FIXED_TOKENS.get(class_name, ()):
+        options[name] = str(_token_text(settings.get(name, default)))
+    if class_name == "PegasusTokenizer":
+        options["offset"] = int(settings.get("offset", 103))
+        options["mask_token_sent_init"] = _token_text(settings.get("mask_token_sent", "<mask_1>"))
     if class_name == "AlbertTokenizer":
         options["do_lower_case"] = bool(settings.get("do_lower_case", True))
         options["keep_accents"] = bool(settings.get("keep_accents", False))
@@ -52,6 +79,8 @@ def convert_sentencepiece(model_path: Path, options: dict) -> Conversion:
     builder = _CLASS_BUILDERS.get(options["class"], _build_from_model_spec)
     tokenizer, derived = builder(model, options)
     derived.setdefault("extra_special_tokens", _control_and_user_pieces(model))
+    if token_flags(options["class"]):
+        derived.setdefault("special_tokens", token_flags(options["class"]))
     return Conversion(tokenizer, derived)
 
 
@@ -74,6 +103,10 @@ def _scores(model: SentencePieceModel) -> list[tuple[str, float]]:
 def _precompiled(model: SentencePieceModel):
     charsmap = model.normalizer_spec.precompiled_charsmap
     return normalizers.Precompiled(charsmap) if charsmap else None
+
+
+def _charsmap(model: SentencePieceModel) -> bytes | None:
+    return model.normalizer_spec.precompiled_charsmap or None
 
 
 def _whitespace_then_metaspace(prepend_scheme: str) -> pre_tokenizers.PreTokenizer:
@@ -155,32 +188,81 @@ def _build_camembert(model: SentencePieceModel, options: dict):
 def _build_t5(model: SentencePieceModel, options: dict):
     extra_ids = options["extra_ids"]
     sentinels = [f"<extra_id_{index}>" for index in range(extra_ids - 1, -1, -1)]
-    vocab = _scores(model) + [(token, 0.0) for token in sentinels]
-    tokenizer = _unigram_with_metaspace(vocab, model.trainer_spec.unk_id, _precompiled(model), "always")
+    inputs = ClassInputs(vocab=_scores(model) + [(token, 0.0) for token in sentinels], charsmap=_charsmap(model))
+    tokenizer = PIPELINES["T5Tokenizer"](inputs, options)
     extra = _control_and_user_pieces(model)
     if not any("<extra_id_" in entry["content"] for entry in extra):
-        extra += [{"content": f"<extra_id_{index}>", "special": True, "normalized": False} for index in range(extra_ids)]
+        extra += [{"content": f"<extra_id_{index}>", "special": True, "normalized": False}
+                  for index in range(extra_ids)]
     return tokenizer, {"extra_special_tokens": extra}
+
+
+def _build_pegasus(model: SentencePieceModel, options: dict):
+    # <pad> </s>, the mask tokens, <unk_2> .. <unk_{offset-1}>, then the model's pieces after its <pad> and </s>.
+    vocab = [(options["pad_token"], 0.0), (options["eos_token"], 0.0)]
+    mask, mask_sent = options["mask_token"], options["mask_token_sent"]
+    if mask != "None":
+        vocab.append((mask, 0.0))
+    if mask_sent not in ("None", mask):
+        vocab.append((mask_sent, 0.0))
+    vocab += [(f"<unk_{index}>", -100.0) for index in range(2, options["offset"])]
+    vocab += _scores(model)[2:]
+    tokenizer = PIPELINES["PegasusTokenizer"](ClassInputs(vocab=vocab, charsmap=_charsmap(model)), options)
+    pieces = [entry["content"] for entry in _control_and_user_pieces(model)]
+    return tokenizer, {"extra_special_tokens": pegasus_extra_tokens(options, pieces)}
+
+
+def pegasus_extra_tokens(options: dict, source_extras: list[str] | None) -> list[dict]:
+    """PegasusTokenizer's extra tokens: <mask_1> (unless the source lists it) and <unk_2> .. <unk_{offset-1}>."""
+    sentence_mask = options["mask_token_sent_init"]
+    tokens = [sentence_mask] if sentence_mask is not None and (
+        source_extras is None or sentence_mask not in source_extras) else []
+    tokens += [f"<unk_{index}>" for index in range(2, options["offset"])]
+    return [{"content": token, "special": True, "normalized": False} for token in tokens]
+
+
+def _fairseq_unigram_vocab(model: SentencePieceModel, first: str, options: dict, codes) -> list[tuple[str, float]]:
+    # fairseq order: <s> <pad> </s> <unk>, the pieces after SentencePiece's <unk> <s> </s>, the codes, then <mask>.
+    vocab = [(options[first], 0.0), (options["pad_token"], 0.0), (options["eos_token"], 0.0),
+             (options["unk_token"], 0.0)]
+    vocab += _scores(model)[3:]
+    vocab += [(code, 0.0) for code in codes]
+    vocab.append((options["mask_token"], 0.0))
+    return vocab
+
+
+def _build_mbart(model: SentencePieceModel, options: dict):
+    # transformers 5 reads mBART's pieces (a BPE model) with their scores into a Unigram model.
+    inputs = ClassInputs(vocab=_fairseq_unigram_vocab(model, "bos_token", options, MBART_LANGUAGE_CODES))
+    tokenizer = PIPELINES["MBartTokenizer"](inputs, options)
+    codes = [{"content": code, "special": True, "normalized": False} for code in MBART_LANGUAGE_CODES]
+    extra = codes + [entry for entry in _control_and_user_pieces(model) if entry["content"] not in MBART_LANGUAGE_CODES]
+    return tokenizer, {"extra_special_tokens": extra}
+
+
+def _build_mbart50(model: SentencePieceModel, options: dict):
+    inputs = ClassInputs(vocab=_fairseq_unigram_vocab(model, "cls_token", options, MBART50_LANGUAGE_CODES),
+                         charsmap=_charsmap(model))
+    tokenizer = PIPELINES["MBart50Tokenizer"](inputs, options)
+    return tokenizer, {"extra_special_tokens": _control_and_user_pieces(model)}
+
+
+def _build_nllb(model: SentencePieceModel, options: dict):
+    pieces = {piece.piece: index for index, piece in enumerate(model.pieces)}
+    merges = merges_ranked_by_id(pieces)
+    vocab = {options["bos_token"]: 0, options["pad_token"]: 1, options["eos_token"]: 2, options["unk_token"]: 3}
+    for piece in pieces:
+        vocab.setdefault(piece, len(vocab))
+    tokenizer = PIPELINES["NllbTokenizer"](ClassInputs(vocab=vocab, merges=merges, charsmap=_charsmap(model)), options)
+    # transformers 5 takes the model's control pieces as the extra tokens here, so no language codes are added
+    # unless the config names them (checkpoints ship them in tokenizer.json / tokenizer_config.json).
+    return tokenizer, {"extra_special_tokens": _control_and_user_pieces(model)}
 
 
 def _build_llama(model: SentencePieceModel, options: dict):
     vocab = {piece.piece: index for index, piece in enumerate(model.pieces)}
-    tokenizer = Tokenizer(
-        BPE(vocab=vocab, merges=merges_ranked_by_id(vocab), fuse_unk=True, byte_fallback=True, dropout=None)
-    )
-    add_prefix_space = options["add_prefix_space"]
-    if not add_prefix_space:
-        prepend_scheme = "never"
-    else:
-        prepend_scheme = "always" if options["legacy"] else "first"
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(
-        replacement=SPIECE_UNDERLINE, prepend_scheme=prepend_scheme, split=False
-    )
-    steps = [decoders.Replace(SPIECE_UNDERLINE, " "), decoders.ByteFallback(), decoders.Fuse()]
-    if add_prefix_space:
-        steps.append(decoders.Strip(content=" ", left=1))
-    tokenizer.decoder = decoders.Sequence(steps)
-    return tokenizer, {}
+    inputs = ClassInputs(vocab=vocab, merges=merges_ranked_by_id(vocab))
+    return PIPELINES["LlamaTokenizer"](inputs, options), {}
 
 
 def _build_albert(model: SentencePieceModel, options: dict):
@@ -224,7 +306,6 @@ def _build_deberta_v2(model: SentencePieceModel, options: dict):
 def _build_from_model_spec(model: SentencePieceModel, options: dict):
     """No known class: follow the model's trainer and normalizer specs, like SentencePieceProcessor does."""
     trainer = model.trainer_spec
-    spec = model.normalizer_spec
     legacy = options.get("legacy", True)
     user_defined = [piece.piece for piece in model.pieces if piece.type == USER_DEFINED]
 
@@ -245,7 +326,28 @@ def _build_from_model_spec(model: SentencePieceModel, options: dict):
         )
     else:
         tokenizer = Tokenizer(Unigram(_scores(model), unk_id=trainer.unk_id, byte_fallback=trainer.byte_fallback))
+    apply_processor_spec(tokenizer, model, legacy)
 
+    special_tokens = {}
+    for name, piece_id, piece in (
+        ("bos_token", trainer.bos_id, trainer.bos_piece),
+        ("eos_token", trainer.eos_id, trainer.eos_piece),
+        ("unk_token", trainer.unk_id, trainer.unk_piece),
+    ):
+        if piece_id >= 0:
+            special_tokens[name] = piece
+    # User-defined pieces are split out by the pre-tokenizer; they are not special tokens here.
+    extra = [entry for entry in _control_and_user_pieces(model) if entry["special"]]
+    return tokenizer, {"special_tokens_defaults": special_tokens, "extra_special_tokens": extra}
+
+
+def apply_processor_spec(tokenizer: Tokenizer, model: SentencePieceModel, legacy: bool = True) -> None:
+    """Give `tokenizer` the normalizer, pre-tokenizer and decoder that make it encode like
+    `SentencePieceProcessor.encode` with `model`'s normalizer spec (each chunk between added tokens on its own
+    when `legacy`), user-defined pieces kept whole."""
+    spec = model.normalizer_spec
+    trainer = model.trainer_spec
+    user_defined = [piece.piece for piece in model.pieces if piece.type == USER_DEFINED]
     steps = []
     if spec.precompiled_charsmap:
         steps.append(normalizers.Precompiled(spec.precompiled_charsmap))
@@ -281,23 +383,15 @@ def _build_from_model_spec(model: SentencePieceModel, options: dict):
         steps.append(decoders.Fuse())
     tokenizer.decoder = decoders.Sequence(steps)
 
-    special_tokens = {}
-    for name, piece_id, piece in (
-        ("bos_token", trainer.bos_id, trainer.bos_piece),
-        ("eos_token", trainer.eos_id, trainer.eos_piece),
-        ("unk_token", trainer.unk_id, trainer.unk_piece),
-    ):
-        if piece_id >= 0:
-            special_tokens[name] = piece
-    # User-defined pieces are split out by the pre-tokenizer; they are not special tokens here.
-    extra = [entry for entry in _control_and_user_pieces(model) if entry["special"]]
-    return tokenizer, {"special_tokens_defaults": special_tokens, "extra_special_tokens": extra}
-
 
 _CLASS_BUILDERS = {
     "XLMRobertaTokenizer": _build_xlm_roberta,
     "CamembertTokenizer": _build_camembert,
     "T5Tokenizer": _build_t5,
+    "PegasusTokenizer": _build_pegasus,
+    "MBartTokenizer": _build_mbart,
+    "MBart50Tokenizer": _build_mbart50,
+    "NllbTokenizer": _build_nllb,
     "LlamaTokenizer": _build_llama,
     "AlbertTokenizer": _build_albert,
     "DebertaV2Tokenizer": _build_deberta_v2,
