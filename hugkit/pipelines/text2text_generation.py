@@ -196,6 +196,7 @@ class Text2TextGenerationPipeline(Pipeline):
 
         if not isinstance(item, str):
             raise ValueError("stream=True streams one text at a time; call the pipeline once per input.")
+        features = self.preprocess([self.validate_input(item)], options)
         kwargs = self.generation_kwargs(options)
         config = kwargs["generation_config"]
         beams = kwargs.get("num_beams", config.num_beams or 1)
@@ -206,7 +207,7 @@ class Text2TextGenerationPipeline(Pipeline):
             )
         if kwargs.get("num_return_sequences", config.num_return_sequences or 1) != 1:
             raise ValueError("stream=True produces one sequence: num_return_sequences must be 1.")
-        batch = self.collate(self.preprocess([self.validate_input(item)], options))
+        batch = self.collate(features)
         self.check_inputs(batch["input_ids"].shape[1], *self._lengths(kwargs))
         tokens = self.model.generate_tokens(batch["input_ids"], batch["attention_mask"], **kwargs)
         decoder = IncrementalDecoder(
@@ -251,15 +252,22 @@ class TranslationPipeline(Text2TextGenerationPipeline):
         super().__init__(model, tokenizer, **kwargs)
 
     def language_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        src, tgt = kwargs.pop("src_lang", None), kwargs.pop("tgt_lang", None)
-        if src is None and tgt is None:
-            src, tgt = self._task_languages
-            if not _is_multilingual(self.tokenizer):
-                return {}
+        return {name: kwargs.pop(name) for name in ("src_lang", "tgt_lang") if kwargs.get(name) is not None}
+
+    def preprocess(self, items: list[Any], options: dict[str, Any]) -> list[dict[str, Any]]:
+        self._resolve_languages(options)
+        return super().preprocess(items, options)
+
+    def _resolve_languages(self, options: dict[str, Any]) -> None:
+        """For a multilingual tokenizer: check both codes (from the call, or the task's name) and force the target
+        code as the first generated token; a single-pair model ignores them, as in v4."""
         if not _is_multilingual(self.tokenizer):
-            if src is not None or tgt is not None:
+            if options.get("src_lang") or options.get("tgt_lang"):
                 logger.info("src_lang/tgt_lang have no effect on a single-pair translation model.")
-            return {}
+            options.pop("src_lang", None)
+            return
+        src = options.get("src_lang") or self._task_languages[0]
+        tgt = options.get("tgt_lang") or self._task_languages[1]
         if src is None or tgt is None:
             raise ValueError(
                 "This multilingual model needs both src_lang and tgt_lang, e.g. translator(text, src_lang='en_XX', "
@@ -268,8 +276,10 @@ class TranslationPipeline(Text2TextGenerationPipeline):
         for name, code in (("src_lang", src), ("tgt_lang", tgt)):
             if code not in _language_codes(self.tokenizer):
                 raise ValueError(f"Unknown {name} {code!r} for this model. Valid codes: {_codes(self.tokenizer)}.")
-        kwargs.setdefault("forced_bos_token_id", self.tokenizer.convert_tokens_to_ids(tgt))
-        return {"src_lang": src}
+        options["src_lang"] = src
+        generate = dict(options.get("generate", {}))  # a fresh dict: the init-time defaults are shared
+        generate.setdefault("forced_bos_token_id", self.tokenizer.convert_tokens_to_ids(tgt))
+        options["generate"] = generate
 
     def encode(self, text: str, options: dict[str, Any]) -> dict[str, Any]:
         src = options.get("src_lang")

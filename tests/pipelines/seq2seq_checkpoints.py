@@ -42,12 +42,20 @@ def train_tokenizer(folder: Path, model_max_length: int = 160) -> int:
         mask_token="<mask>", model_max_length=model_max_length,
     )
     tokenizer.save_pretrained(folder)
-    # transformers 5 writes its new class name, which v4 (the pipeline reference) does not know; both read this one.
+    readable_by_v4(folder)
+    return len(tokenizer)
+
+
+def readable_by_v4(folder: Path) -> None:
+    """Rewrite what transformers 5 writes into tokenizer_config.json in the spelling v4 (the pipeline reference)
+    reads too: its generic class name, and the special-token list under v4's key. hugkit reads both spellings."""
     config_path = folder / "tokenizer_config.json"
     config = read_json(config_path)
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if isinstance(config.get("extra_special_tokens"), list):
+        config["additional_special_tokens"] = config.pop("extra_special_tokens")
     config_path.write_text(json.dumps(config, indent=2))
-    return len(tokenizer)
 
 
 def tiny_bart(folder: Path, *, seed: int = 0, generation: dict | None = None, task_params: dict | None = None) -> Path:

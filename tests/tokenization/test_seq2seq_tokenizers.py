@@ -80,10 +80,13 @@ def _corpus() -> list[str]:
 
 @pytest.fixture(scope="session")
 def s2s_models(tmp_path_factory) -> dict[str, Path]:
-    """Tiny SentencePiece models in the layouts of the real checkpoints."""
+    return train_models(tmp_path_factory.mktemp("s2s-spm"))
+
+
+def train_models(folder: Path) -> dict[str, Path]:
+    """Tiny SentencePiece models in the layouts of the real checkpoints (the translation pipeline tests use them too)."""
     import sentencepiece
 
-    folder = tmp_path_factory.mktemp("s2s-spm")
     both = folder / "both.txt"
     both.write_text("\n".join(_corpus()), encoding="utf-8")
     (folder / "en.txt").write_text("\n".join(EN * 40), encoding="utf-8")
