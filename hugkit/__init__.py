@@ -32,6 +32,35 @@ _EXPORTS = {
     "AutoTokenizer": "hugkit.tokenization",
     "PreTrainedTokenizerFast": "hugkit.tokenization",
     "BatchEncoding": "hugkit.tokenization",
+    "BertTokenizer": "hugkit.tokenization",
+    "BertTokenizerFast": "hugkit.tokenization",
+    "DistilBertTokenizer": "hugkit.tokenization",
+    "DistilBertTokenizerFast": "hugkit.tokenization",
+    "RobertaTokenizer": "hugkit.tokenization",
+    "RobertaTokenizerFast": "hugkit.tokenization",
+    "GPT2Tokenizer": "hugkit.tokenization",
+    "GPT2TokenizerFast": "hugkit.tokenization",
+    "XLMRobertaTokenizer": "hugkit.tokenization",
+    "XLMRobertaTokenizerFast": "hugkit.tokenization",
+    "CamembertTokenizer": "hugkit.tokenization",
+    "CamembertTokenizerFast": "hugkit.tokenization",
+    "T5Tokenizer": "hugkit.tokenization",
+    "T5TokenizerFast": "hugkit.tokenization",
+    "PegasusTokenizer": "hugkit.tokenization",
+    "PegasusTokenizerFast": "hugkit.tokenization",
+    "MBartTokenizer": "hugkit.tokenization",
+    "MBartTokenizerFast": "hugkit.tokenization",
+    "MBart50Tokenizer": "hugkit.tokenization",
+    "MBart50TokenizerFast": "hugkit.tokenization",
+    "NllbTokenizer": "hugkit.tokenization",
+    "NllbTokenizerFast": "hugkit.tokenization",
+    "MarianTokenizer": "hugkit.tokenization",
+    "LlamaTokenizer": "hugkit.tokenization",
+    "LlamaTokenizerFast": "hugkit.tokenization",
+    "AlbertTokenizer": "hugkit.tokenization",
+    "AlbertTokenizerFast": "hugkit.tokenization",
+    "DebertaV2Tokenizer": "hugkit.tokenization",
+    "DebertaV2TokenizerFast": "hugkit.tokenization",
     "PretrainedConfig": "hugkit.config",
     "PreTrainedModel": "hugkit.modeling_utils",
     "CheckpointNotFoundError": "hugkit.hub",
@@ -60,14 +89,75 @@ _EXPORTS = {
     "XLMRobertaForQuestionAnswering": "hugkit.models.xlm_roberta",
     "XLMRobertaForMaskedLM": "hugkit.models.xlm_roberta",
     "AutoModelForCausalLM": "hugkit.auto",
+    "T5Config": "hugkit.models.t5",
+    "T5PreTrainedModel": "hugkit.models.t5",
+    "T5Model": "hugkit.models.t5",
+    "T5ForConditionalGeneration": "hugkit.models.t5",
+    "T5EncoderModel": "hugkit.models.t5",
+    "MT5Config": "hugkit.models.mt5",
+    "MT5Model": "hugkit.models.mt5",
+    "MT5ForConditionalGeneration": "hugkit.models.mt5",
+    "MT5EncoderModel": "hugkit.models.mt5",
+    "BartConfig": "hugkit.models.bart",
+    "BartPreTrainedModel": "hugkit.models.bart",
+    "BartModel": "hugkit.models.bart",
+    "BartForSequenceClassification": "hugkit.models.bart",
+    "BartForConditionalGeneration": "hugkit.models.bart",
+    "MBartConfig": "hugkit.models.mbart",
+    "MBartPreTrainedModel": "hugkit.models.mbart",
+    "MBartModel": "hugkit.models.mbart",
+    "MBartForConditionalGeneration": "hugkit.models.mbart",
+    "MarianConfig": "hugkit.models.marian",
+    "MarianPreTrainedModel": "hugkit.models.marian",
+    "MarianModel": "hugkit.models.marian",
+    "MarianMTModel": "hugkit.models.marian",
+    "PegasusConfig": "hugkit.models.pegasus",
+    "PegasusPreTrainedModel": "hugkit.models.pegasus",
+    "PegasusModel": "hugkit.models.pegasus",
+    "PegasusForConditionalGeneration": "hugkit.models.pegasus",
+    "DebertaV2Config": "hugkit.models.deberta_v2",
+    "DebertaV2PreTrainedModel": "hugkit.models.deberta_v2",
+    "DebertaV2Model": "hugkit.models.deberta_v2",
+    "DebertaV2ForSequenceClassification": "hugkit.models.deberta_v2",
+    "DebertaV2ForTokenClassification": "hugkit.models.deberta_v2",
+    "DebertaV2ForQuestionAnswering": "hugkit.models.deberta_v2",
+    "DebertaV2ForMaskedLM": "hugkit.models.deberta_v2",
     "GenerationConfig": "hugkit.generation",
     "generate_tokens": "hugkit.generation",
     "LogitsProcessor": "hugkit.generation.logits",
     "LogitsProcessorList": "hugkit.generation.logits",
+    "MinLengthLogitsProcessor": "hugkit.generation.logits",
+    "MinNewTokensLengthLogitsProcessor": "hugkit.generation.logits",
+    "RepetitionPenaltyLogitsProcessor": "hugkit.generation.logits",
+    "EncoderRepetitionPenaltyLogitsProcessor": "hugkit.generation.logits",
+    "NoRepeatNGramLogitsProcessor": "hugkit.generation.logits",
+    "EncoderNoRepeatNGramLogitsProcessor": "hugkit.generation.logits",
+    "SequenceBiasLogitsProcessor": "hugkit.generation.logits",
+    "NoBadWordsLogitsProcessor": "hugkit.generation.logits",
+    "PrefixConstrainedLogitsProcessor": "hugkit.generation.logits",
+    "ForcedBOSTokenLogitsProcessor": "hugkit.generation.logits",
+    "ForcedEOSTokenLogitsProcessor": "hugkit.generation.logits",
+    "InfNanRemoveLogitsProcessor": "hugkit.generation.logits",
+    "ExponentialDecayLengthPenalty": "hugkit.generation.logits",
+    "LogitNormalization": "hugkit.generation.logits",
+    "SuppressTokensAtBeginLogitsProcessor": "hugkit.generation.logits",
+    "SuppressTokensLogitsProcessor": "hugkit.generation.logits",
+    "TemperatureLogitsWarper": "hugkit.generation.warpers",
+    "TopKLogitsWarper": "hugkit.generation.warpers",
+    "TopPLogitsWarper": "hugkit.generation.warpers",
+    "MinPLogitsWarper": "hugkit.generation.warpers",
+    "TopHLogitsWarper": "hugkit.generation.warpers",
+    "TypicalLogitsWarper": "hugkit.generation.warpers",
+    "EpsilonLogitsWarper": "hugkit.generation.warpers",
+    "EtaLogitsWarper": "hugkit.generation.warpers",
     "StoppingCriteria": "hugkit.generation.stopping",
     "StoppingCriteriaList": "hugkit.generation.stopping",
     "MaxLengthCriteria": "hugkit.generation.stopping",
     "MaxTimeCriteria": "hugkit.generation.stopping",
+    "EosTokenCriteria": "hugkit.generation.stopping",
+    "StopStringCriteria": "hugkit.generation.stopping",
+    "GenerationMixin": "hugkit.generation.mixin",
+    "GenerationMode": "hugkit.generation.config",
     "GenerateDecoderOnlyOutput": "hugkit.generation.outputs",
     "GenerateEncoderDecoderOutput": "hugkit.generation.outputs",
     "GenerateBeamDecoderOnlyOutput": "hugkit.generation.outputs",
@@ -80,6 +170,8 @@ _EXPORTS = {
     "StreamResult": "hugkit.generation.streaming",
     "TextStreamer": "hugkit.generation.streaming",
     "TextIteratorStreamer": "hugkit.generation.streaming",
+    "AsyncTextIteratorStreamer": "hugkit.generation.streaming",
+    "BaseStreamer": "hugkit.generation.streaming",
     "TextGenerationPipeline": "hugkit.pipelines.text_generation",
     "StaticCache": "hugkit.kv_cache",
     "DynamicCache": "hugkit.kv_cache",
@@ -122,6 +214,12 @@ _EXPORTS = {
     "CLIPTokenizer": "hugkit.tokenization",
     "CLIPTokenizerFast": "hugkit.tokenization",
     "WhisperFeatureExtractor": "hugkit.audio.feature_extraction_whisper",
+    "WhisperProcessor": "hugkit.audio.processing_whisper",
+    "WhisperTokenizer": "hugkit.audio.whisper_decoding",
+    "WhisperTokenizerFast": "hugkit.audio.whisper_decoding",
+    "AutoProcessor": "hugkit.processing_auto",
+    "AutoFeatureExtractor": "hugkit.processing_auto",
+    "AutomaticSpeechRecognitionPipeline": "hugkit.pipelines.automatic_speech_recognition",
     "WhisperConfig": "hugkit.models.whisper",
     "WhisperModel": "hugkit.models.whisper",
     "WhisperForConditionalGeneration": "hugkit.models.whisper",
@@ -155,10 +253,40 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+# transformers names hugkit deliberately leaves out (it is an inference library for PyTorch), with what to do instead.
+_TRAINING = (
+    "hugkit runs inference only; train or fine-tune with transformers (or accelerate/trl), save the checkpoint, and "
+    "load it with hugkit."
+)
+_OUT_OF_SCOPE = {
+    **dict.fromkeys((
+        "Trainer", "TrainingArguments", "Seq2SeqTrainer", "Seq2SeqTrainingArguments", "TrainerCallback",
+        "EarlyStoppingCallback", "DataCollatorWithPadding", "DataCollatorForLanguageModeling",
+        "DataCollatorForSeq2Seq", "DataCollatorForTokenClassification", "DefaultDataCollator", "AdamW",
+        "get_scheduler", "get_linear_schedule_with_warmup",
+    ), _TRAINING),
+    **dict.fromkeys(("BitsAndBytesConfig", "GPTQConfig", "AwqConfig", "HqqConfig", "QuantoConfig", "TorchAoConfig"),
+                    "hugkit has its own quantization: load normally, then hugkit.quantize_(model, 'int8') (or 'int4', "
+                    "'dynamic-int8'), or pass quantization='int8' to from_pretrained/pipeline."),
+    **dict.fromkeys(("WatermarkingConfig", "WatermarkDetector", "SynthIDTextWatermarkingConfig"),
+                    "hugkit's generate does not watermark; generate with transformers for watermarked text."),
+}
+
+
+class NotInHugkitError(ImportError):
+    """A transformers name hugkit does not provide on purpose (training, TensorFlow/Flax, other quantization
+    backends); the message says what to use instead."""
+
 
 def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
     if module_name is None:
+        reason = _OUT_OF_SCOPE.get(name)
+        framework = "TF" if name.startswith("TF") else "Flax" if name.startswith("Flax") else ""
+        if reason is None and framework and (name.startswith(framework + "Auto") or name[len(framework):] in _EXPORTS):
+            reason = f"hugkit runs PyTorch models only; use {name[len(framework):]} (without the {framework} prefix)."
+        if reason is not None:
+            raise NotInHugkitError(f"hugkit has no {name}: {reason}", name=name)
         raise AttributeError(f"module 'hugkit' has no attribute {name!r}")
     module = importlib.import_module(module_name)
     value = module if module_name == f"{__name__}.{name}" else getattr(module, name)  # a submodule export

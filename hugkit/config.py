@@ -22,6 +22,7 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "output_attentions": False,
     "return_dict": True,
     "tie_word_embeddings": True,
+    "is_encoder_decoder": False,  # transformers' default: docs read model.config.is_encoder_decoder on any model
     "problem_type": None,
     "pad_token_id": None,
     "bos_token_id": None,

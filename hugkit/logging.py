@@ -191,6 +191,8 @@ def reset_format() -> None:
 
 
 # --- progress bars -----------------------------------------------------------------------------------------------
+# Every progress bar in hugkit comes from ``tqdm`` below, so these switches reach all of them (the diffusion
+# denoising bar, GPTQ calibration, ...), and, as in transformers, huggingface_hub's download bars too.
 
 
 def is_progress_bar_enabled() -> bool:
@@ -198,18 +200,29 @@ def is_progress_bar_enabled() -> bool:
     return _progress_bar_enabled
 
 
+def _hub_progress_bars(enabled: bool) -> None:
+    try:
+        import huggingface_hub.utils as hub_utils
+    except ImportError:  # huggingface_hub is optional (offline use needs none)
+        return
+    (hub_utils.enable_progress_bars if enabled else hub_utils.disable_progress_bars)()
+
+
 def enable_progress_bar() -> None:
     global _progress_bar_enabled
     _progress_bar_enabled = True
+    _hub_progress_bars(True)
 
 
 def disable_progress_bar() -> None:
+    """Hide every hugkit progress bar (and huggingface_hub's download bars), as transformers' switch does."""
     global _progress_bar_enabled
     _progress_bar_enabled = False
+    _hub_progress_bars(False)
 
 
 def tqdm(*args: Any, **kwargs: Any) -> Any:
-    """``tqdm.auto.tqdm(*args, **kwargs)``, disabled while progress bars are off."""
+    """``tqdm.auto.tqdm(*args, **kwargs)``, disabled while progress bars are off; the one place hugkit makes a bar."""
     from tqdm.auto import tqdm as _tqdm
 
     if not _progress_bar_enabled:

@@ -397,7 +397,7 @@ class DiffusionPipeline(ConfigMixin):
 
     @contextmanager
     def progress_bar(self, total: int) -> Iterator[Any]:
-        from tqdm.auto import tqdm
+        from ..logging import tqdm  # off everywhere after hugkit.logging.disable_progress_bar()
 
         bar = tqdm(total=total, **getattr(self, "_progress_bar_config", {}))
         try:

@@ -1,7 +1,9 @@
 """GenerationConfig: transformers' generation settings, read from and written to ``generation_config.json``.
 
 Like transformers 5, a field left unset is None and takes its default (``DEFAULTS``) when generation runs, so a
-checkpoint's ``generation_config.json`` and the caller's keyword arguments layer cleanly.
+checkpoint's ``generation_config.json`` and the caller's keyword arguments layer cleanly. Fields beyond ``DEFAULTS``
+(a model's own, such as Whisper's ``lang_to_id``/``alignment_heads``, or ``pad_token`` as a doc example writes it)
+are plain attributes too, saved and read back; ``update`` sets only fields the config has and returns the rest.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -83,40 +86,95 @@ TRANSFORMERS_ONLY = (
     "assistant_lookbehind", "target_lookbehind", "assistant_ensemble_weight", "speculation_type",
 )
 
-# Bookkeeping keys that appear in generation_config.json files.
-_META_KEYS = ("transformers_version", "_from_model_config")
+# Bookkeeping keys of generation_config.json files: read, kept out of the repr and of equality.
+METADATA_FIELDS = ("_from_model_config", "transformers_version", "_commit_hash", "_original_object_hash")
+
+
+class GenerationMode(str, Enum):
+    """What ``GenerationConfig.get_generation_mode()`` returns: transformers' names for the decoding strategies."""
+
+    GREEDY_SEARCH = "greedy_search"
+    SAMPLE = "sample"
+    BEAM_SEARCH = "beam_search"
+    BEAM_SAMPLE = "beam_sample"
+    CONTRASTIVE_SEARCH = "contrastive_search"
+    ASSISTED_GENERATION = "assisted_generation"
+    DOLA_GENERATION = "dola_generation"
+    CONSTRAINED_BEAM_SEARCH = "constrained_beam_search"
+    GROUP_BEAM_SEARCH = "group_beam_search"
 
 
 class GenerationConfig:
+    """transformers' ``GenerationConfig``: the fields of ``DEFAULTS`` (None until set), plus any other field a
+    checkpoint or the caller gives (Whisper's ``lang_to_id``, ``alignment_heads``, ...), kept as attributes like
+    transformers keeps them, saved and loaded back."""
+
     def __init__(self, **kwargs: Any) -> None:
         for key in DEFAULTS:
             setattr(self, key, None)
-        self._extra: dict[str, Any] = {}
-        self.update(**kwargs)
+        self._from_model_config = kwargs.pop("_from_model_config", None)
+        for key in METADATA_FIELDS:
+            kwargs.pop(key, None)
+        for key, value in kwargs.items():
+            if key not in DEFAULTS:
+                if self._from_model_config:  # like transformers: a config made from a model config has only its
+                    continue  # generation fields, not the model config's other keys
+                self._check_field_name(key)
+            setattr(self, key, copy.deepcopy(value))
         self.validate()
+
+    @classmethod
+    def _check_field_name(cls, key: Any) -> None:
+        if not isinstance(key, str) or hasattr(cls, key) or key == "_from_model_config":
+            what = "a GenerationConfig method or property" if isinstance(key, str) else f"a {type(key).__name__}"
+            raise ValueError(
+                f"{key!r} cannot be a GenerationConfig field: it is {what}. Fields are names such as max_new_tokens, "
+                "or a checkpoint's own such as lang_to_id."
+            )
+
+    def _extra_fields(self) -> dict[str, Any]:
+        """Fields beyond ``DEFAULTS``: those a checkpoint or the caller added."""
+        return {k: v for k, v in vars(self).items() if k not in DEFAULTS and k != "_from_model_config"}
 
     # --- setting fields ---------------------------------------------------------------------------
     def update(self, **kwargs: Any) -> dict[str, Any]:
-        """Set known fields; keep unknown ones aside (so they round-trip) and return them, as transformers does."""
+        """Set the given fields that this config has (``DEFAULTS``' and the ones it was built with); return the
+        others, unused, as transformers does (``GenerationConfig(**kwargs)`` adds new fields; ``update`` does not)."""
         unused = {}
+        extra = self._extra_fields()
         for key, value in kwargs.items():
-            if key in DEFAULTS:
+            if key in DEFAULTS or key in extra:
                 setattr(self, key, copy.deepcopy(value))
             else:
                 unused[key] = value
-                self._extra[key] = value
+        self.validate()
         return unused
 
     def get(self, name: str) -> Any:
-        """The value generation uses: the field if set, else transformers' default."""
-        value = getattr(self, name)
-        return DEFAULTS[name] if value is None else value
+        """The value generation uses: the field if set, else transformers' default (None for a field without one)."""
+        value = getattr(self, name, None)
+        return DEFAULTS.get(name) if value is None else value
 
     def eos_token_ids(self) -> list[int]:
         eos = self.eos_token_id
         if eos is None:
             return []
         return [int(t) for t in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+    def get_generation_mode(self, assistant_model: Any = None) -> GenerationMode:
+        """Which decoding strategy these settings select (transformers' ``GenerationMode``)."""
+        if assistant_model is not None or getattr(self, "prompt_lookup_num_tokens", None) is not None:
+            return GenerationMode.ASSISTED_GENERATION
+        beams, sample = self.get("num_beams"), self.get("do_sample")
+        if (getattr(self, "num_beam_groups", None) or 1) > 1:
+            return GenerationMode.GROUP_BEAM_SEARCH
+        if beams == 1:
+            if not sample and (getattr(self, "penalty_alpha", None) or 0) > 0 and self.get("top_k") > 1:
+                return GenerationMode.CONTRASTIVE_SEARCH
+            if getattr(self, "dola_layers", None) is not None:
+                return GenerationMode.DOLA_GENERATION
+            return GenerationMode.SAMPLE if sample else GenerationMode.GREEDY_SEARCH
+        return GenerationMode.BEAM_SAMPLE if sample else GenerationMode.BEAM_SEARCH
 
     # --- validation -------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -183,7 +241,14 @@ class GenerationConfig:
     # --- construction and serialisation -----------------------------------------------------------
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "GenerationConfig":
-        return cls(**{**config_dict, **kwargs})
+        """``config_dict`` with ``kwargs`` over it; ``return_unused_kwargs=True`` also returns what was unused
+        (like transformers, nothing: unknown names become fields)."""
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        for ignored in ("_from_auto", "_from_pipeline"):
+            kwargs.pop(ignored, None)
+        config = cls(**{**config_dict, **kwargs})
+        unused = config.update(**kwargs)
+        return (config, unused) if return_unused else config
 
     @classmethod
     def from_model_config(cls, model_config: Any) -> "GenerationConfig":
@@ -193,38 +258,72 @@ class GenerationConfig:
         # still counts as set: it then bounds the whole sequence rather than the new tokens).
         picked = {k: v for k, v in values.items() if k in DEFAULTS and v is not None}
         config = cls(**picked)
-        config._extra["_from_model_config"] = True
+        config._from_model_config = True
         return config
 
     @classmethod
     def from_pretrained(
-        cls, pretrained_model_name: str | os.PathLike, config_file_name: str | None = None, **kwargs: Any
+        cls, pretrained_model_name: str | os.PathLike, config_file_name: str | os.PathLike | None = None,
+        **kwargs: Any,
     ) -> "GenerationConfig":
-        hub_kwargs = pop_hub_kwargs(kwargs)
+        """Read ``generation_config.json`` (or ``config_file_name``) from a checkpoint folder or hub id; keyword
+        arguments override its fields (``return_unused_kwargs=True``: also return the unused ones)."""
+        hub_kwargs = pop_hub_kwargs(kwargs)  # subfolder included
         from ..hub import resolve
 
-        folder = resolve(pretrained_model_name, **hub_kwargs)
-        data = read_json(Path(folder) / (config_file_name or GENERATION_CONFIG_NAME), what="generation config")
+        folder = Path(resolve(pretrained_model_name, **hub_kwargs))
+        data = read_json(folder / (config_file_name or GENERATION_CONFIG_NAME), what="generation config")
         return cls.from_dict(data, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field that is set (extra fields even when None, as transformers writes them)."""
         out = {k: copy.deepcopy(getattr(self, k)) for k in DEFAULTS if getattr(self, k) is not None}
-        out.update({k: v for k, v in self._extra.items() if k != "transformers_version"})
+        out.update(copy.deepcopy(self._extra_fields()))
+        if self._from_model_config:
+            out["_from_model_config"] = True
         return out
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+    def to_diff_dict(self) -> dict[str, Any]:
+        """``to_dict`` (unset fields are already left out)."""
+        return self.to_dict()
 
-    def save_pretrained(self, save_directory: str | os.PathLike, config_file_name: str | None = None) -> None:
+    def to_json_string(self, use_diff: bool = True, ignore_metadata: bool = False) -> str:
+        values = self.to_dict()
+        if ignore_metadata:
+            for key in METADATA_FIELDS:
+                values.pop(key, None)
+        return json.dumps(values, indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True) -> None:
+        Path(json_file_path).write_text(self.to_json_string(use_diff), encoding="utf-8")
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, config_file_name: str | os.PathLike | None = None,
+        push_to_hub: bool = False, **kwargs: Any,
+    ) -> None:
+        """Write ``generation_config.json`` (or ``config_file_name``) into ``save_directory``."""
+        if push_to_hub:
+            raise NotImplementedError(
+                "hugkit does not upload to the Hugging Face Hub (push_to_hub=True). Save locally with "
+                "save_pretrained(folder), then upload the folder with huggingface_hub: "
+                "HfApi().upload_folder(repo_id=..., folder_path=folder)."
+            )
+        if kwargs:
+            raise TypeError(f"save_pretrained got unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
         directory = Path(save_directory)
+        if directory.is_file():
+            raise ValueError(f"save_pretrained needs a folder to write into, but {directory} is a file.")
+        self.validate()
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / (config_file_name or GENERATION_CONFIG_NAME)).write_text(self.to_json_string(), encoding="utf-8")
+        self.to_json_file(directory / (config_file_name or GENERATION_CONFIG_NAME))
 
     def copy(self) -> "GenerationConfig":
         return copy.deepcopy(self)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, GenerationConfig) and self.to_dict() == other.to_dict()
+        return isinstance(other, GenerationConfig) and (
+            self.to_json_string(ignore_metadata=True) == other.to_json_string(ignore_metadata=True)
+        )
 
     def __repr__(self) -> str:
-        return f"GenerationConfig {self.to_json_string()}"
+        return f"GenerationConfig {self.to_json_string(ignore_metadata=True)}"

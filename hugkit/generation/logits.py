@@ -3,7 +3,8 @@
 A processor is called as ``processor(input_ids, scores)``: the token ids so far ``(rows, length)`` (prompt padding
 included, as transformers sees them) and the float32 scores ``(rows, vocab)`` of the next token; it returns new
 scores. Any callable with that signature works, so do subclasses of ``LogitsProcessor`` written for transformers and
-transformers' own processor instances. ``LogitsProcessorList`` applies a list of them in order.
+transformers' own processor instances. ``LogitsProcessorList`` applies a list of them in order. The protocol lives in
+``logits_base.py`` and the sampling warpers in ``warpers.py``; both are re-exported here under their usual names.
 
 ``build_processors`` picks the processors a resolved GenerationConfig asks for, in the order of transformers 5's
 ``_get_logits_processor``: sequence bias, penalties, length and token rules, then the user's processors merged in
@@ -13,16 +14,22 @@ transformers' own processor instances. ``LogitsProcessorList`` applies a list of
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from typing import Any, Callable, Iterable
 
 import torch
 
-logger = logging.getLogger(__name__)
+from .logits_base import (  # noqa: F401  (the protocol, re-exported)
+    NEG_INF, LogitsProcessor, LogitsProcessorList, _check_positive_int, _check_unit_interval, _extra_parameters,
+    _token_tensor,
+)
+from .warpers import (  # noqa: F401  (the sampling warpers, re-exported under their old home)
+    EpsilonLogitsWarper, EtaLogitsWarper, MinPLogitsWarper, TemperatureLogitsWarper, TopHLogitsWarper,
+    TopKLogitsWarper, TopPLogitsWarper, TypicalLogitsWarper,
+)
 
-NEG_INF = -float("inf")
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "LogitsProcessor", "LogitsProcessorList", "MinLengthLogitsProcessor", "MinNewTokensLengthLogitsProcessor",
@@ -34,89 +41,6 @@ __all__ = [
     "ExponentialDecayLengthPenalty", "LogitNormalization", "SuppressTokensAtBeginLogitsProcessor",
     "SuppressTokensLogitsProcessor", "build_processors", "merge_user_list",
 ]
-
-
-# --- the protocol --------------------------------------------------------------------------------
-
-
-class LogitsProcessor:
-    """Base class of the score processors: subclass it and implement ``__call__(input_ids, scores) -> scores``."""
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(
-            f"{type(self).__name__} is a LogitsProcessor without a __call__: implement "
-            "__call__(self, input_ids, scores) returning the processed scores."
-        )
-
-
-_EXTRA_ARGS: dict[type, tuple[str, ...]] = {}
-
-
-def _extra_parameters(processor: Callable) -> tuple[str, ...]:
-    """Names ``__call__`` takes after (input_ids, scores), as transformers reads them (cached per class)."""
-    kind = type(processor)
-    cached = _EXTRA_ARGS.get(kind)
-    if cached is not None:
-        return cached
-    try:
-        names = tuple(inspect.signature(processor.__call__).parameters)
-    except (TypeError, ValueError):  # a builtin without a signature: called with the two arguments
-        names = ()
-    extra = names[2:] if len(names) > 2 else ()
-    if inspect.isfunction(getattr(kind, "__call__", None)):  # a class's own __call__: the same for every instance
-        _EXTRA_ARGS[kind] = extra
-    return extra
-
-
-class LogitsProcessorList(list):
-    """A list of processors; calling it applies each in order. Keyword arguments reach the processors whose
-    ``__call__`` takes more than ``(input_ids, scores)`` (all of its extra parameters must be given)."""
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        for processor in self:
-            extra = _extra_parameters(processor)
-            if extra:
-                missing = [name for name in extra if name not in kwargs]
-                if missing:
-                    raise ValueError(
-                        f"{type(processor).__name__}.__call__ needs {', '.join(missing)} besides (input_ids, scores), "
-                        f"but the call passed only {sorted(kwargs) or 'no keyword arguments'}. Pass them as keyword "
-                        "arguments to the list's call, or give the parameters defaults."
-                    )
-                scores = processor(input_ids, scores, **kwargs)
-            else:
-                scores = processor(input_ids, scores)
-        return scores
-
-
-def _token_tensor(ids: int | Iterable[int] | torch.Tensor, what: str, device: Any = "cpu") -> torch.Tensor:
-    if isinstance(ids, torch.Tensor):
-        tensor = ids.reshape(-1) if ids.dim() == 0 else ids
-    else:
-        ids = [ids] if isinstance(ids, int) else list(ids)
-        if not all(isinstance(t, int) and not isinstance(t, bool) for t in ids):
-            raise ValueError(f"{what} should be an int token id or a list of them, found {ids!r}.")
-        tensor = torch.tensor(ids, dtype=torch.long, device=device)
-    if torch.is_floating_point(tensor) or bool((tensor < 0).any()):
-        raise ValueError(f"{what} should be token ids (ints >= 0), found {tensor.tolist()!r}.")
-    return tensor
-
-
-def _check_positive_int(value: Any, name: str, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} should be an int >= {minimum}, found {value!r}.")
-
-
-def _check_unit_interval(value: Any, name: str, low_open: bool = True, high_open: bool = True) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ValueError(f"{name} should be a float, found {value!r}.")
-    value = float(value)
-    low_ok = value > 0 if low_open else value >= 0
-    high_ok = value < 1 if high_open else value <= 1
-    if not (low_ok and high_ok):
-        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
-        raise ValueError(f"{name} should be a float in {interval}, found {value!r}.")
-    return value
 
 
 # --- length rules ------------------------------------------------------------------------------------
@@ -506,155 +430,6 @@ class LogitNormalization(LogitsProcessor):
         return scores.log_softmax(dim=-1)
 
 
-# --- sampling warpers --------------------------------------------------------------------------------
-
-
-class TemperatureLogitsWarper(LogitsProcessor):
-    """Divide the scores by ``temperature`` (> 1 flattens the distribution, < 1 sharpens it)."""
-
-    def __init__(self, temperature: float) -> None:
-        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature > 0:
-            hint = " For deterministic output use do_sample=False (greedy)." if temperature == 0 else ""
-            raise ValueError(f"temperature should be a float > 0, found {temperature!r}.{hint}")
-        self.temperature = float(temperature)
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        return scores / self.temperature
-
-
-class TopKLogitsWarper(LogitsProcessor):
-    """Keep the ``top_k`` highest scores (ties with the k-th kept too); at least ``min_tokens_to_keep``."""
-
-    def __init__(self, top_k: int, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
-        _check_positive_int(top_k, "top_k")
-        self.top_k = max(top_k, min_tokens_to_keep)
-        self.filter_value = filter_value
-        self.min_tokens_to_keep = min_tokens_to_keep
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        k = min(self.top_k, scores.size(-1))
-        kth = torch.topk(scores, k)[0][..., -1, None]
-        return scores.masked_fill(scores < kth, self.filter_value)
-
-
-class TopPLogitsWarper(LogitsProcessor):
-    """Keep the smallest set of most likely tokens whose probability adds up to more than ``top_p``."""
-
-    def __init__(self, top_p: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
-        self.top_p = _check_unit_interval(top_p, "top_p", low_open=False, high_open=False)
-        _check_positive_int(min_tokens_to_keep, "min_tokens_to_keep")
-        self.filter_value = filter_value
-        self.min_tokens_to_keep = min_tokens_to_keep
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        ascending, order = torch.sort(scores, descending=False)
-        cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
-        drop = cumulative <= (1 - self.top_p)
-        drop[..., -self.min_tokens_to_keep :] = 0
-        return scores.masked_fill(drop.scatter(1, order, drop), self.filter_value)
-
-
-class MinPLogitsWarper(LogitsProcessor):
-    """Drop tokens less likely than ``min_p`` times the most likely token."""
-
-    def __init__(self, min_p: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
-        self.min_p = _check_unit_interval(min_p, "min_p", low_open=False, high_open=False)
-        _check_positive_int(min_tokens_to_keep, "min_tokens_to_keep")
-        self.filter_value = filter_value
-        self.min_tokens_to_keep = min_tokens_to_keep
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(scores, dim=-1)
-        drop = probs < self.min_p * probs.amax(dim=-1, keepdim=True)
-        keep = torch.topk(probs, min(self.min_tokens_to_keep, probs.shape[-1]), dim=-1).indices
-        drop.scatter_(-1, keep, False)
-        return scores.masked_fill(drop, self.filter_value)
-
-
-class TopHLogitsWarper(LogitsProcessor):
-    """Top-H: among the 100 most likely tokens keep, in order, those whose cumulative entropy stays within
-    ``top_h`` times the entropy of that top-100 distribution (the most likely token always)."""
-
-    def __init__(self, top_h: float, filter_value: float = NEG_INF) -> None:
-        if not isinstance(top_h, (int, float)) or not 0 < top_h <= 1:
-            raise ValueError(f"top_h should be a float in (0, 1], found {top_h!r}.")
-        self.top_n = 100
-        self.top_h = top_h
-        self.filter_value = filter_value
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        rows, vocab = scores.shape
-        top_logits, top_index = torch.topk(scores, min(self.top_n, vocab), dim=-1, largest=True, sorted=True)
-        dist = torch.distributions.Categorical(logits=top_logits)
-        probs = dist.probs
-        threshold = (dist.entropy() * self.top_h).unsqueeze(-1)
-        selected = torch.cumsum(-probs * torch.log(probs), dim=-1) <= threshold
-        selected[:, 0] = True
-        keep = torch.zeros(rows, vocab, dtype=torch.bool, device=scores.device)
-        keep.scatter_(1, top_index, selected)
-        out = scores.clone()
-        out[~keep] = self.filter_value
-        return out
-
-
-class TypicalLogitsWarper(LogitsProcessor):
-    """Locally typical sampling: keep the tokens whose surprisal is closest to the entropy, up to mass ``mass``."""
-
-    def __init__(self, mass: float = 0.9, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
-        self.mass = _check_unit_interval(mass, "typical_p")
-        _check_positive_int(min_tokens_to_keep, "min_tokens_to_keep")
-        self.filter_value = filter_value
-        self.min_tokens_to_keep = min_tokens_to_keep
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        log_p = torch.nn.functional.log_softmax(scores, dim=-1)
-        entropy = -(log_p * torch.exp(log_p)).nansum(-1, keepdim=True)
-        distance = torch.abs((-log_p) - entropy)
-        by_distance, order = torch.sort(distance, descending=False)
-        cumulative = scores.gather(-1, order).softmax(dim=-1).cumsum(dim=-1)
-        last = (cumulative < self.mass).sum(dim=1)
-        last.clamp_(max=by_distance.shape[-1] - 1)
-        drop = by_distance > by_distance.gather(1, last.view(-1, 1))
-        drop[..., : self.min_tokens_to_keep] = 0
-        return scores.masked_fill(drop.scatter(1, order, drop), self.filter_value)
-
-
-class EpsilonLogitsWarper(LogitsProcessor):
-    """Drop tokens with probability below ``epsilon`` (keeping the ``min_tokens_to_keep`` most likely)."""
-
-    def __init__(self, epsilon: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> None:
-        self.epsilon = _check_unit_interval(epsilon, "epsilon_cutoff")
-        _check_positive_int(int(min_tokens_to_keep), "min_tokens_to_keep")
-        self.filter_value = filter_value
-        self.min_tokens_to_keep = int(min_tokens_to_keep)
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        drop = scores.softmax(dim=-1) < self.epsilon
-        kth = torch.topk(scores, min(self.min_tokens_to_keep, scores.size(-1)))[0][..., -1, None]
-        return scores.masked_fill(drop & (scores < kth), self.filter_value)
-
-
-class EtaLogitsWarper(LogitsProcessor):
-    """Eta sampling: drop tokens with probability below ``min(eta, sqrt(eta) * exp(-entropy))``."""
-
-    def __init__(
-        self, epsilon: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1, device: str = "cpu"
-    ) -> None:
-        value = _check_unit_interval(epsilon, "eta_cutoff")
-        _check_positive_int(int(min_tokens_to_keep), "min_tokens_to_keep")
-        self.epsilon = torch.tensor(value, device=device)
-        self.filter_value = filter_value
-        self.min_tokens_to_keep = int(min_tokens_to_keep)
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        probs = scores.softmax(dim=-1)
-        entropy = torch.distributions.Categorical(logits=scores).entropy()
-        epsilon = self.epsilon.to(scores.device)
-        eta = torch.min(epsilon, torch.sqrt(epsilon) * torch.exp(-entropy))[..., None]
-        kth = torch.topk(scores, min(self.min_tokens_to_keep, scores.size(-1)))[0][..., -1, None]
-        return scores.masked_fill((probs < eta) & (scores < kth), self.filter_value)
-
-
 # --- building the list from a GenerationConfig ---------------------------------------------------
 
 
@@ -692,13 +467,9 @@ def merge_user_list(built: list, custom: Iterable | None, kind: str = "logits pr
 
 
 def _setting(config, name: str, default: Any = None) -> Any:
-    """A GenerationConfig value; also fields hugkit's config does not list yet (read from the object or its extras)."""
-    try:
-        value = config.get(name)
-    except (AttributeError, KeyError):
-        value = getattr(config, name, None)
-        if value is None:
-            value = getattr(config, "_extra", {}).get(name)
+    """A GenerationConfig value (its default when unset); also from objects without ``get``."""
+    getter = getattr(config, "get", None)
+    value = getter(name) if callable(getter) else getattr(config, name, None)
     return default if value is None else value
 
 

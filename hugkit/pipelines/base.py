@@ -3,9 +3,10 @@
 A subclass implements three steps, as in transformers:
 ``preprocess(item) -> features`` (per input), ``forward(batch) -> model outputs`` (per batch),
 ``postprocess(one_output, item) -> result`` (per input). The base class sorts each chunk of inputs by
-token length so batches carry little padding, runs them under ``torch.inference_mode``, and returns
-results in the caller's order: a single result for a single input, a list for a list, and a lazy
-generator for any other iterable.
+token length so batches carry little padding (batches of more than one, and not when sampling, where the order
+decides the random draws), runs them under ``torch.inference_mode``, and returns results in the caller's order: a
+single result for a single input, a list for a list, and a lazy generator for any other iterable (a generator, a
+dataset, a ``KeyDataset``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def load_model_and_tokenizer(
     from ..modeling_utils import resolve_device
 
     auto_class = {cls.task: cls for cls in auto._AutoModel.__subclasses__()}[head]
+    device = _accelerator_index(device)
     target_device = resolve_device(device, loading_kwargs.pop("device_map", None))
     if isinstance(model, (str, os.PathLike)):
         model_source = model
@@ -73,6 +75,21 @@ def load_model_and_tokenizer(
     return model, tokenizer
 
 
+def _accelerator_index(device: Any) -> Any:
+    """transformers' reading of an integer ``device``: -1 is the CPU, ``n >= 0`` the n-th CUDA device, or the first
+    other accelerator (MPS) there is, and the CPU on a machine without any (scripts written for a GPU still run)."""
+    if not isinstance(device, int) or isinstance(device, bool) or device < 0:
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{device}"
+    if torch.backends.mps.is_available():
+        return f"mps:{device}"
+    logger.info("device=%d asks for an accelerator, but this machine has none: running on the CPU.", device)
+    return "cpu"
+
+
 def _check_head(model: Any, task: str, head: str) -> None:
     """Refuse a model whose task head was not in the checkpoint: its predictions would be random."""
     fresh = getattr(model, "_newly_initialized_keys", [])
@@ -83,6 +100,27 @@ def _check_head(model: Any, task: str, head: str) -> None:
             f"(its config lists architectures {architectures}, and these weights were missing: {fresh[:4]}). "
             "Use a checkpoint fine-tuned for this task, or the 'feature-extraction' task for a base model."
         )
+
+
+def as_stream(inputs: Any) -> Iterator[Any] | None:
+    """An iterator over ``inputs`` when it is a stream of inputs (a generator, a dataset, a ``KeyDataset``, any
+    iterable; or an object with ``len()`` and integer indexing, like a torch ``Dataset``), else None."""
+    if isinstance(inputs, (str, bytes, dict)):
+        return None
+    if isinstance(inputs, Iterable):
+        return iter(inputs)
+    if hasattr(inputs, "__len__") and hasattr(inputs, "__getitem__"):
+        return (inputs[index] for index in range(len(inputs)))
+    return None
+
+
+def draw_loader_seed() -> None:
+    """Draw the one random int64 transformers' pipelines draw when they iterate a list, dataset or generator (the
+    torch DataLoader's base seed), so that the random draws that follow, and with them seeded sampling, are
+    transformers' own."""
+    import torch
+
+    torch.empty((), dtype=torch.int64).random_()
 
 
 class Pipeline:
@@ -133,12 +171,21 @@ class Pipeline:
             return self._run_chunk([self.validate_input(inputs)], size, options)[0]
         if isinstance(inputs, (list, tuple)):
             items = [self.validate_input(item) for item in inputs]
+            if isinstance(inputs, list):
+                draw_loader_seed()
             return self._run_chunk(items, size, options) if items else []
-        if isinstance(inputs, Iterable) and not isinstance(inputs, (bytes, dict)):
-            return self._run_lazily(iter(inputs), size, options)
+        stream = as_stream(inputs)
+        if stream is not None:
+            return self._run_lazily(stream, size, options)
         return self._run_chunk([self.validate_input(inputs)], size, options)[0]
 
+    def keeps_order(self, options: dict[str, Any]) -> bool:
+        """Whether inputs must run in the caller's order (sampling: the order decides which random draws each
+        input gets, and transformers runs them in order). Otherwise batches of more than one are length-sorted."""
+        return False
+
     def _run_lazily(self, iterator: Iterator[Any], batch_size: int, options: dict[str, Any]) -> Iterator[Any]:
+        draw_loader_seed()
         chunk_size = max(_LAZY_CHUNK, batch_size)
         while True:
             chunk = []
@@ -152,8 +199,10 @@ class Pipeline:
 
     def _run_chunk(self, items: list[Any], batch_size: int, options: dict[str, Any]) -> list[Any]:
         features = self.preprocess(items, options)
-        # Longest first: the biggest batch runs first (any memory error shows at once) and padding stays small.
-        order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+        if batch_size == 1 or self.keeps_order(options):
+            order = list(range(len(features)))
+        else:  # longest first: the biggest batch runs first (any memory error shows at once), padding stays small
+            order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
         results: list[Any] = [None] * len(features)
         with self.torch.inference_mode():
             for start in range(0, len(order), batch_size):

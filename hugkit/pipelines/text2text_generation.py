@@ -151,6 +151,10 @@ class Text2TextGenerationPipeline(Pipeline):
         kwargs.setdefault("generation_config", self.generation_config)
         return kwargs
 
+    def keeps_order(self, options: dict[str, Any]) -> bool:
+        kwargs = self.generation_kwargs(options)
+        return bool(kwargs.get("do_sample", kwargs["generation_config"].do_sample))
+
     def check_inputs(self, input_length: int, min_length: int, max_length: int) -> None:
         """v4's per-task length warnings (none for plain text2text)."""
 

@@ -11,14 +11,16 @@
 - ``stream=True`` (one prompt or chat) returns a ``hugkit.generation.streaming.TextStream``: iterate it for text
   chunks of the new text; its ``result`` gives the finish reason and token counts.
 
-Prompts are batched ``batch_size`` at a time (longest first), left-padded.
+Prompts are batched ``batch_size`` at a time, left-padded: longest first, except when sampling, where they run in
+the caller's order as in transformers (with the same random draws, so a seed gives transformers' tokens). Lists,
+generators and datasets (``hugkit.pipelines.pt_utils.KeyDataset``) are accepted; the last two give lazy results.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
-from .base import Pipeline
+from .base import Pipeline, as_stream, draw_loader_seed
 
 _DEFAULTS = {"max_new_tokens": 256, "do_sample": True, "temperature": 0.7}
 _SAMPLING = {"temperature", "top_k", "top_p", "min_p", "top_h", "typical_p", "epsilon_cutoff", "eta_cutoff"}
@@ -61,8 +63,11 @@ class TextGenerationPipeline(Pipeline):
         """Unknown names raise TypeError (naming them) now, not after the prompts are tokenized."""
         from ..generation.loop import resolve_config
 
-        trial = {k: v for k, v in kwargs.items() if k not in ("tokenizer", "streamer", "generation_config")}
-        resolve_config(self.model, kwargs.get("generation_config"), trial)
+        # With the pipeline's own defaults, as the call will run (num_return_sequences=4 relies on do_sample=True).
+        trial = self._generate_kwargs(dict(kwargs))
+        config = trial.pop("generation_config", None)
+        trial = {k: v for k, v in trial.items() if k not in ("tokenizer", "streamer")}
+        resolve_config(self.model, config, trial)
 
     def _merged(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         call = self.check_kwargs(kwargs)
@@ -107,8 +112,9 @@ class TextGenerationPipeline(Pipeline):
             if isinstance(inputs[0], dict):
                 return "one", _Chat(check_conversation(inputs, "chat"))
             return "many", [self.validate_input(item) for item in inputs]
-        if isinstance(inputs, Iterable) and not isinstance(inputs, (bytes, dict)):
-            return "lazy", (self.validate_input(item) for item in inputs)
+        stream = as_stream(inputs)
+        if stream is not None:
+            return "lazy", (self.validate_input(item) for item in stream)
         raise TypeError(
             "The text-generation pipeline expects a prompt string, a chat (list of {'role', 'content'} dicts), or a "
             f"list of them; found {type(inputs).__name__}: {inputs!r:.80}"
@@ -145,8 +151,15 @@ class TextGenerationPipeline(Pipeline):
         if kind == "one":
             return self._run_chunk([value], size, options)[0]
         if kind == "many":
+            if isinstance(inputs, list):
+                draw_loader_seed()
             return self._run_chunk(value, size, options) if value else []
         return self._run_lazily(value, size, options)
+
+    def keeps_order(self, options: dict[str, Any]) -> bool:
+        generate = options.get("generate", {})
+        config = generate.get("generation_config") or self.model.generation_config
+        return bool(generate.get("do_sample", getattr(config, "do_sample", None)))
 
     def _stream(self, item: Any, options: dict[str, Any]):
         from ..generation.streaming import IncrementalDecoder, TextStream

@@ -100,9 +100,6 @@ class TextToAudioPipeline(Pipeline):
         return {"audio": audio, "sampling_rate": self.sampling_rate}
 
     def __call__(self, text_inputs: Any, **kwargs: Any) -> Any:
-        """Synthesise speech for a text (-> one dict) or a list of texts (-> a list of dicts)."""
-        if text_inputs is not None and not isinstance(text_inputs, (str, bytes, dict)):
-            # transformers runs several inputs through a torch DataLoader, whose iterator takes one int64 from the
-            # global generator for its base seed. Taking it too keeps every waveform identical under the same seed.
-            self.torch.empty((), dtype=self.torch.int64).random_()
+        """Synthesise speech for a text (-> one dict) or a list of texts (-> a list of dicts). For a list the base
+        class takes the random int64 transformers' DataLoader takes, so every waveform matches under one seed."""
         return super().__call__(text_inputs, **kwargs)

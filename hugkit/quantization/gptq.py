@@ -68,7 +68,7 @@ def calibrated_layers(model: nn.Module, layers: list[tuple[str, nn.Module]], con
     started = time.perf_counter()
     inputs = collect_inputs(model, dict(layers), calibration)
     collected = time.perf_counter()
-    from tqdm import tqdm
+    from ..logging import tqdm  # off everywhere after hugkit.logging.disable_progress_bar()
 
     from .quantize import quantize_layer
 

@@ -185,7 +185,7 @@ def test_bad_arguments_have_clear_errors(models):
         ours.generate(features(1), num_beams=2, return_token_timestamps=True)
     no_heads = WhisperForConditionalGeneration(ours.config)
     no_heads.generation_config = ours.generation_config.copy()
-    no_heads.generation_config._extra.pop("alignment_heads")
+    del no_heads.generation_config.alignment_heads
     with pytest.raises(ValueError, match="alignment_heads"):
         no_heads.generate(features(1), return_token_timestamps=True)
 
