@@ -164,6 +164,14 @@ class BaseModelOutputWithPast(_CacheAndLayerStates, _LastHiddenState):
 
 
 @dataclass
+class BaseModelOutputWithPastAndCrossAttentions(_CacheAndLayerStates, _LastHiddenState):
+    """last_hidden_state, past_key_values, hidden_states, attentions, cross_attentions: what an encoder-decoder's
+    decoder (``model.get_decoder()(...)``) returns."""
+
+    cross_attentions: Optional[tuple] = None
+
+
+@dataclass
 class CausalLMOutputWithPast(_CacheAndLayerStates, _LossAndLogits):
     """loss, logits, past_key_values, hidden_states, attentions."""
 

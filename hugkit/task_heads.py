@@ -16,7 +16,7 @@ which positions the head reads. An architecture whose argument order differs (Di
 - encoder tasks: ``base_model.encode(<inputs by name>, output_hidden_states=, output_attentions=,
   first_token_only=)`` returning a ``BaseModelOutput`` (``BaseModelOutputWithPooling`` where there is a pooler);
 - encoder-decoder tasks: ``base_model.run(<inputs by name>, output_hidden_states=, output_attentions=,
-  decoder_query_index=)`` returning a ``Seq2SeqModelOutput``;
+  decoder_query_index=)`` returning a ``Seq2SeqModelOutput`` (written once, in ``encoder_decoder.EncoderDecoderModel``);
 - ``CausalLM``: a base model whose forward returns a ``BaseModelOutputWithPast``, and an ``lm_head``.
 
 The losses follow transformers' rules, so a fine-tuning loop gets the numbers it would get there.
@@ -274,16 +274,34 @@ class QuestionAnswering(EncoderTask):
 # --- encoder-decoders -------------------------------------------------------------------------------
 
 
-def cache_arguments(past_key_values, use_cache: bool | None, cache_position: torch.Tensor | None) -> dict[str, Any]:
-    """The decoder-cache arguments every encoder-decoder's ``run`` takes: ``past_key_values`` (an
-    ``EncoderDecoderCache`` or None), ``use_cache`` (True: start a dynamic cache when none was passed and return
-    it, like transformers), ``cache_position`` (the cache slots of the new decoder tokens; None: after those cached)."""
-    return {"past_key_values": past_key_values, "use_cache": bool(use_cache), "cache_position": cache_position}
+def resolve_cache(past_key_values: Any, cache: Any) -> Any:
+    """The decoder cache passed as ``past_key_values`` or as ``cache`` (transformers 5's name; it still takes
+    ``past_key_values`` too)."""
+    if cache is None:
+        return past_key_values
+    if past_key_values is not None and past_key_values is not cache:
+        raise ValueError("Pass the decoder cache once: as past_key_values or as cache (the same argument), not both.")
+    return cache
 
+
+def cache_arguments(
+    past_key_values, use_cache: bool | None, cache_position: torch.Tensor | None, cache=None
+) -> dict[str, Any]:
+    """The decoder-cache arguments every encoder-decoder's ``run`` takes: ``past_key_values`` (an
+    ``EncoderDecoderCache`` or None; ``cache`` is its transformers 5 name), ``use_cache`` (True: start a dynamic
+    cache when none was passed and return it, like transformers), ``cache_position`` (the cache slots of the new
+    decoder tokens; None: after those cached)."""
+    return {
+        "past_key_values": resolve_cache(past_key_values, cache), "use_cache": bool(use_cache),
+        "cache_position": cache_position,
+    }
 
 
 class Seq2SeqModel:
-    """The base model's forward for an encoder-decoder (BartModel): its ``run`` output as it is."""
+    """The base model's forward for an encoder-decoder (BartModel, T5Model): its ``run`` output as it is.
+
+    transformers 5's argument order: the cache (``past_key_values``, or ``cache`` by keyword) comes right after
+    ``encoder_outputs``, so positional callers get what they meant; the rest are best passed by keyword."""
 
     def forward(
         self,
@@ -292,14 +310,15 @@ class Seq2SeqModel:
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
-        inputs_embeds: torch.Tensor | None = None,
         past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         cache_position: torch.Tensor | None = None,
+        cache=None,
     ) -> Seq2SeqModelOutput | tuple:
         output_hidden_states, output_attentions, return_dict = resolve_flags(
             self.config, output_hidden_states, output_attentions, return_dict
@@ -309,7 +328,7 @@ class Seq2SeqModel:
             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-            **cache_arguments(past_key_values, use_cache, cache_position),
+            **cache_arguments(past_key_values, use_cache, cache_position, cache),
         )
         return out if return_dict else out.to_tuple()
 
@@ -318,40 +337,24 @@ class Seq2SeqTask:
     """A head on an encoder-decoder: flags -> ``decode`` (``base_model.run``, then the head) -> loss ->
     ``output_class``, which carries the base model's encoder and decoder fields.
 
-    A subclass (one per task) sets ``output_class`` and writes ``decode`` and ``loss``.
+    A subclass (one per task) sets ``output_class``, writes ``forward`` (transformers' argument order for that
+    task), ``decode`` and ``loss``.
     """
 
     output_class: ClassVar[type[ModelOutput]]
 
-    def forward(
+    def run_head(
         self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.Tensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: BaseModelOutput | tuple | None = None,
-        past_key_values=None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        cache_position: torch.Tensor | None = None,
-        logits_to_keep: int = 0,
+        inputs: dict[str, Any],
+        labels: torch.Tensor | None,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+        return_dict: bool | None,
     ) -> ModelOutput | tuple:
+        """``inputs``: ``run``'s inputs by name (and the cache arguments); ``labels``: the targets, or None."""
         output_hidden_states, output_attentions, return_dict = resolve_flags(
             self.config, output_hidden_states, output_attentions, return_dict
         )
-        inputs = dict(
-            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-            inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
-            **cache_arguments(past_key_values, use_cache, cache_position),
-        )
-        if logits_to_keep:
-            inputs["logits_to_keep"] = logits_to_keep
         decoded, logits = self.decode(inputs, labels, output_hidden_states, output_attentions)
         loss = None if labels is None else self.loss(logits, labels)
         out = self.output_class(loss=loss, logits=logits, **decoded.seq2seq_states())
@@ -371,6 +374,37 @@ class Seq2SeqLM(Seq2SeqTask, GenerationMixin):
     """
 
     output_class = Seq2SeqLMOutput
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        cache_position: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        cache=None,
+    ) -> Seq2SeqLMOutput | tuple:
+        """transformers 5's argument order (BartForConditionalGeneration, T5ForConditionalGeneration): the cache
+        (``past_key_values``, or ``cache`` by keyword) right after ``encoder_outputs``."""
+        inputs = dict(
+            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
+            **cache_arguments(past_key_values, use_cache, cache_position, cache),
+        )
+        if logits_to_keep:
+            inputs["logits_to_keep"] = logits_to_keep
+        return self.run_head(inputs, labels, output_attentions, output_hidden_states, return_dict)
 
     def decode(
         self, inputs: dict[str, Any], labels: torch.Tensor | None, output_hidden_states: bool, output_attentions: bool
@@ -422,6 +456,33 @@ class Seq2SeqSequenceClassification(Seq2SeqTask):
     def __init__(self, config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self.num_labels = config.num_labels
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        past_key_values=None,
+        cache_position: torch.Tensor | None = None,
+        cache=None,
+    ) -> Seq2SeqSequenceClassifierOutput | tuple:
+        """transformers 5's argument order for BartForSequenceClassification (it takes no cache positionally)."""
+        inputs = dict(
+            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
+            **cache_arguments(past_key_values, use_cache, cache_position, cache),
+        )
+        return self.run_head(inputs, labels, output_attentions, output_hidden_states, return_dict)
 
     def decode(
         self, inputs: dict[str, Any], labels: torch.Tensor | None, output_hidden_states: bool, output_attentions: bool

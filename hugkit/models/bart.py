@@ -3,9 +3,11 @@
 Reads top to bottom: config, embeddings, attention, encoder and decoder layers, encoder, decoder, base model,
 task heads (eos-pooled sequence classification, conditional generation logits).
 
-The decoder takes a cache (``past_key_values``: an ``EncoderDecoderCache``, static or dynamic self-attention) and
-``cache_position``; the cross-attention keys and values of the encoder output are computed once per cache.
-``generate`` comes from the Seq2SeqLM task (``hugkit.generation``).
+The encoder and decoder loops, the decoder cache handling (``past_key_values``: an ``EncoderDecoderCache``, static
+or dynamic self-attention; ``cache_position``), the base model's ``run`` and the ``final_logits_bias`` LM head are
+the shared ones of ``hugkit.encoder_decoder``; BART adds its embeddings, layers and shift-right rule. The
+cross-attention keys and values of the encoder output are computed once per cache. ``generate`` comes from the
+Seq2SeqLM task (``hugkit.generation``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import PretrainedConfig
-from ..kv_cache import DynamicCache, EncoderDecoderCache, StaticCache, causal_mask, decoder_inputs
-from ..layers import attention, check_inputs, get_activation, padding_mask
+from ..encoder_decoder import (
+    DecoderStack,
+    EncoderDecoderModel,
+    EncoderStack,
+    Seq2SeqLMWithLogitsBias,
+    shared_embedding_ties,
+    shift_tokens_right,
+)
+from ..layers import attention, get_activation
 from ..modeling_utils import PreTrainedModel
-from ..outputs import BaseModelOutput, Seq2SeqModelOutput
-from ..task_heads import Seq2SeqLM, Seq2SeqModel, Seq2SeqSequenceClassification
+from ..task_heads import Seq2SeqModel, Seq2SeqSequenceClassification
 
 
 class BartConfig(PretrainedConfig):
@@ -65,20 +73,6 @@ class BartConfig(PretrainedConfig):
         if "id2label" not in kwargs and "num_labels" not in kwargs:
             kwargs["num_labels"] = 3
         super().__init__(**kwargs)
-
-
-def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int) -> torch.Tensor:
-    """Decoder inputs for denoising: ``input_ids`` moved one step right behind the start token (-100 becomes pad)."""
-    if pad_token_id is None or decoder_start_token_id is None:
-        raise ValueError(
-            "config.pad_token_id and config.decoder_start_token_id must be set to build decoder_input_ids from "
-            f"input_ids (found {pad_token_id} and {decoder_start_token_id}); set them in config.json or pass "
-            "decoder_input_ids."
-        )
-    shifted = input_ids.new_empty(input_ids.shape)
-    shifted[:, 1:] = input_ids[:, :-1]
-    shifted[:, 0] = decoder_start_token_id
-    return shifted.masked_fill_(shifted == -100, pad_token_id)
 
 
 class BartLearnedPositionalEmbedding(nn.Embedding):
@@ -133,6 +127,24 @@ class BartAttention(nn.Module):
         batch, length = x.shape[:2]
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
+    def _keys_values(
+        self,
+        hidden_states: torch.Tensor,
+        key_value_states: torch.Tensor | None,
+        cache,
+        cache_position: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Self-attention: keys and values of ``hidden_states`` (with a cache: written at ``cache_position``, then
+        every cached slot's); cross-attention: the encoder output's, projected once per cache."""
+        if key_value_states is not None:
+            project = lambda: (self._heads(self.k_proj(key_value_states)), self._heads(self.v_proj(key_value_states)))  # noqa: E731
+            return project() if cache is None else cache.cross_attention(self.layer_idx, project)
+        key = self._heads(self.k_proj(hidden_states))
+        value = self._heads(self.v_proj(hidden_states))
+        if cache is not None:
+            key, value = cache.update(self.layer_idx, key, value, cache_position)
+        return key, value
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -145,14 +157,7 @@ class BartAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``query_states``: self-attention for these positions only (keys and values still from every position)."""
         query = self._heads(self.q_proj(hidden_states if query_states is None else query_states))
-        if key_value_states is not None:  # cross-attention: the encoder output's keys and values
-            project = lambda: (self._heads(self.k_proj(key_value_states)), self._heads(self.v_proj(key_value_states)))  # noqa: E731
-            key, value = project() if cache is None else cache.cross_attention(self.layer_idx, project)
-        else:
-            key = self._heads(self.k_proj(hidden_states))
-            value = self._heads(self.v_proj(hidden_states))
-            if cache is not None:
-                key, value = cache.update(self.layer_idx, key, value, cache_position)
+        key, value = self._keys_values(hidden_states, key_value_states, cache, cache_position)
         context, probs = attention(
             query, key, value, mask,
             dropout_p=self.dropout if self.training else 0.0,
@@ -162,12 +167,15 @@ class BartAttention(nn.Module):
 
 
 class BartEncoderLayer(nn.Module):
-    """Post-norm: attention, add, LayerNorm; feed-forward, add, LayerNorm."""
+    """Post-norm: attention, add, LayerNorm; feed-forward, add, LayerNorm. (mBART's pre-norm layers keep these
+    modules; ``attention_class`` is what Whisper's change.)"""
+
+    attention_class = BartAttention
 
     def __init__(self, config: BartConfig) -> None:
         super().__init__()
         self.embed_dim = config.d_model
-        self.self_attn = BartAttention(config.d_model, config.encoder_attention_heads, config.attention_dropout)
+        self.self_attn = self.attention_class(config.d_model, config.encoder_attention_heads, config.attention_dropout)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
         self.activation_fn = get_activation(config.activation_function)
         self.fc1 = nn.Linear(config.d_model, config.encoder_ffn_dim)
@@ -188,15 +196,18 @@ class BartEncoderLayer(nn.Module):
 
 
 class BartDecoderLayer(nn.Module):
-    """Post-norm: causal self-attention, cross-attention over the encoder output, feed-forward."""
+    """Post-norm: causal self-attention, cross-attention over the encoder output, feed-forward. (mBART's pre-norm
+    layers keep these modules; ``attention_class`` is what Whisper's change.)"""
 
-    def __init__(self, config: BartConfig, layer_idx: int) -> None:
+    attention_class = BartAttention
+
+    def __init__(self, config: BartConfig, layer_idx: int | None = None) -> None:
         super().__init__()
         self.embed_dim = config.d_model
         heads = config.decoder_attention_heads
-        self.self_attn = BartAttention(config.d_model, heads, config.attention_dropout, layer_idx)
+        self.self_attn = self.attention_class(config.d_model, heads, config.attention_dropout, layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self.encoder_attn = BartAttention(config.d_model, heads, config.attention_dropout, layer_idx)
+        self.encoder_attn = self.attention_class(config.d_model, heads, config.attention_dropout, layer_idx)
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model)
         self.activation_fn = get_activation(config.activation_function)
         self.fc1 = nn.Linear(config.d_model, config.decoder_ffn_dim)
@@ -253,146 +264,45 @@ def _embedding_scale(config: BartConfig) -> float:
     return math.sqrt(config.d_model) if config.scale_embedding else 1.0
 
 
-class _BartStack(nn.Module):
-    """What the encoder and the decoder share: token and position embeddings, their LayerNorm, a list of layers."""
+class _BartEmbeddings:
+    """BART's embeddings, in its encoder and decoder (and mBART's): scaled token embeddings plus learned positions
+    (position ``p`` reads row ``p + 2``), then ``layernorm_embedding``."""
 
-    def __init__(self, config: BartConfig, layers: list[nn.Module]) -> None:
-        super().__init__()
+    def _build_embeddings(self, config: BartConfig) -> None:
         self.embed_tokens = BartScaledWordEmbedding(
             config.vocab_size, config.d_model, config.pad_token_id, _embedding_scale(config)
         )
         self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
-        self.layers = nn.ModuleList(layers)
-        self.output_attentions = config.output_attentions
-        self.output_hidden_states = config.output_hidden_states
         self.layernorm_embedding = nn.LayerNorm(config.d_model)
-        self.dropout = config.dropout
-        self.max_length = config.max_position_embeddings
-        self.hidden_size = config.d_model
 
     def embed(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        inputs_embeds: torch.Tensor | None,
-        positions: torch.Tensor | None = None,
+        self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, positions: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Checked inputs -> the first layer's input: scaled token embeddings + positions, LayerNorm, dropout.
-
-        ``positions`` (1-D, shared by the batch): the tokens' positions when they continue a cache (the mask then
-        covers the cached tokens too, so it is not checked against the inputs here).
-        """
-        check_inputs(
-            input_ids, inputs_embeds, attention_mask if positions is None else None,
-            max_length=self.max_length, hidden_size=self.hidden_size,
-        )
+        """``positions`` (1-D, shared by the batch): the tokens' positions; None: 0, 1, 2, ..."""
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
-        hidden = self.layernorm_embedding(inputs_embeds + self.embed_positions(inputs_embeds.shape[1], positions))
-        return F.dropout(hidden, self.dropout, self.training)
+        return self.layernorm_embedding(inputs_embeds + self.embed_positions(inputs_embeds.shape[1], positions))
 
 
-class BartEncoder(_BartStack):
-    """The encoder; ``model.get_encoder()`` returns it, called as transformers' (keywords, defaults from the config)."""
+class BartEncoder(_BartEmbeddings, EncoderStack):
+    """The encoder; ``model.get_encoder()`` returns it, called as transformers' (keywords, defaults from the config).
+    ``layer_class`` lets mBART reuse it with its pre-norm layers."""
 
-    def __init__(self, config: BartConfig) -> None:
-        super().__init__(config, [BartEncoderLayer(config) for _ in range(config.encoder_layers)])
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool = True,
-    ) -> BaseModelOutput | tuple:
-        output_attentions = self.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = self.output_hidden_states if output_hidden_states is None else output_hidden_states
-        hidden = self.embed(input_ids, attention_mask, inputs_embeds)
-        mask = padding_mask(attention_mask, hidden.dtype)
-        all_hidden = [hidden] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        for layer in self.layers:
-            hidden, probs = layer(hidden, mask, output_attentions)
-            if all_hidden is not None:
-                all_hidden.append(hidden)
-            if all_attentions is not None:
-                all_attentions.append(probs)
-        out = BaseModelOutput(
-            last_hidden_state=hidden,
-            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
-            attentions=tuple(all_attentions) if all_attentions is not None else None,
-        )
-        return out if return_dict else out.to_tuple()
+    def __init__(self, config: BartConfig, layer_class: type[nn.Module] = BartEncoderLayer) -> None:
+        super().__init__(config, [layer_class(config) for _ in range(config.encoder_layers)])
+        self._build_embeddings(config)
 
 
-class BartDecoder(_BartStack):
-    def __init__(self, config: BartConfig) -> None:
-        super().__init__(config, [BartDecoderLayer(config, i) for i in range(config.decoder_layers)])
+class BartDecoder(_BartEmbeddings, DecoderStack):
+    """The decoder over an ``EncoderDecoderCache`` (see ``encoder_decoder.DecoderStack``); its positions are its
+    cache slots. ``layer_class`` lets mBART reuse it with its pre-norm layers."""
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: torch.Tensor | None,
-        inputs_embeds: torch.Tensor | None,
-        output_hidden_states: bool,
-        output_attentions: bool,
-        last_layer_query_index: torch.Tensor | None = None,
-        cache: EncoderDecoderCache | None = None,
-        cache_position: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, tuple | None, tuple | None, tuple | None]:
-        """(last hidden state, hidden states, self-attentions, cross-attentions); the tuples None unless asked.
-        ``last_layer_query_index``: the last layer computes one position per row, (batch, 1, d_model).
-
-        With a ``cache`` the tokens continue the cached ones: their positions are their cache slots
-        (``cache_position``; None: right after the cached tokens) and ``attention_mask``, when given, covers the
-        cached and the new tokens (transformers' convention).
-        """
-        if cache is None:
-            hidden = self.embed(input_ids, attention_mask, inputs_embeds)
-            length = hidden.shape[1]
-            # Both masks once per forward, shared by every layer.
-            positions = torch.arange(length, device=hidden.device)
-            self_mask = causal_mask(attention_mask, positions, length, hidden.dtype)
-        else:
-            length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-            device = self.embed_positions.weight.device
-            if cache_position is None:  # a host-side check: positions past the table would fail inside F.embedding
-                end = cache.get_seq_length() + length
-                if end > self.max_length:
-                    raise ValueError(
-                        f"The decoder would reach position {end}, but this model has {self.max_length} positions "
-                        "(max_position_embeddings). Generate fewer tokens."
-                    )
-            # BART's decoder positions are its cache slots (padding does not shift them), so position_ids go unused.
-            cache_position, _, keep, kv_length = decoder_inputs(
-                cache, attention_mask, None, cache_position, length, device
-            )
-            hidden = self.embed(input_ids, None, inputs_embeds, positions=cache_position)
-            self_mask = causal_mask(keep, cache_position, kv_length, hidden.dtype)
-        encoder_mask = padding_mask(encoder_attention_mask, hidden.dtype)
-        all_hidden = [hidden] if output_hidden_states else None
-        self_attentions = [] if output_attentions else None
-        cross_attentions = [] if output_attentions else None
-        for index, layer in enumerate(self.layers):
-            query_index = last_layer_query_index if index == len(self.layers) - 1 else None
-            hidden, self_probs, cross_probs = layer(
-                hidden, self_mask, encoder_hidden_states, encoder_mask, output_attentions, query_index,
-                cache, cache_position,
-            )
-            if all_hidden is not None:
-                all_hidden.append(hidden)
-            if output_attentions:
-                self_attentions.append(self_probs)
-                cross_attentions.append(cross_probs)
-        as_tuple = lambda items: tuple(items) if items is not None else None  # noqa: E731
-        return hidden, as_tuple(all_hidden), as_tuple(self_attentions), as_tuple(cross_attentions)
+    def __init__(self, config: BartConfig, layer_class: type[nn.Module] = BartDecoderLayer) -> None:
+        super().__init__(config, [layer_class(config, i) for i in range(config.decoder_layers)])
+        self._build_embeddings(config)
 
 
-class BartPreTrainedModel(PreTrainedModel):
+class BartPreTrainedModel(EncoderDecoderModel, PreTrainedModel):
     config_class = BartConfig
     base_model_prefix = "model"
     # fairseq conversions carry encoder.version / decoder.version markers; they hold no weights.
@@ -401,28 +311,9 @@ class BartPreTrainedModel(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.base_model.shared
 
-    def get_encoder(self) -> BartEncoder:
-        return self.base_model.encoder
-
-    def get_decoder(self) -> BartDecoder:
-        return self.base_model.decoder
-
-    def kv_cache_shape(self) -> tuple[int, int, int]:
-        """(layers, heads, head size) of the decoder's self-attention: what its KV cache holds."""
-        config = self.config
-        return config.decoder_layers, config.decoder_attention_heads, config.d_model // config.decoder_attention_heads
-
-
-def _tied_embeddings(prefix: str) -> dict[str, str]:
-    """Encoder and decoder read the shared token embeddings (checkpoints store all three, identical)."""
-    return {
-        f"{prefix}encoder.embed_tokens.weight": f"{prefix}shared.weight",
-        f"{prefix}decoder.embed_tokens.weight": f"{prefix}shared.weight",
-    }
-
 
 class BartModel(Seq2SeqModel, BartPreTrainedModel):
-    _tied_weights_keys = _tied_embeddings("")
+    _tied_weights_keys = shared_embedding_ties()
 
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
@@ -431,71 +322,14 @@ class BartModel(Seq2SeqModel, BartPreTrainedModel):
         self.decoder = BartDecoder(config)
         self.tie_weights()
 
-    def run(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        decoder_input_ids: torch.Tensor | None,
-        decoder_attention_mask: torch.Tensor | None,
-        encoder_outputs: BaseModelOutput | tuple | None,
-        inputs_embeds: torch.Tensor | None,
-        decoder_inputs_embeds: torch.Tensor | None,
-        output_hidden_states: bool,
-        output_attentions: bool,
-        decoder_query_index: torch.Tensor | None = None,
-        past_key_values=None,
-        use_cache: bool = False,
-        cache_position: torch.Tensor | None = None,
-    ) -> Seq2SeqModelOutput:
-        """Encoder then decoder; forward and the heads call this with their resolved flags.
-
-        ``decoder_query_index``: the last decoder layer computes only that position of each row (last_hidden_state
-        is then (batch, 1, d_model)). ``past_key_values``: an ``EncoderDecoderCache`` the decoder continues (a bare
-        self-attention cache is wrapped in one); ``use_cache`` without one starts a dynamic cache. Either way the
-        cache comes back in ``past_key_values``.
-        """
-        cache = past_key_values
-        if cache is not None and not isinstance(cache, EncoderDecoderCache):
-            if not isinstance(cache, (StaticCache, DynamicCache)):
-                raise TypeError(
-                    "past_key_values should be a hugkit EncoderDecoderCache (or a StaticCache/DynamicCache for the "
-                    f"decoder's self-attention), found {type(cache).__name__}. Pass the past_key_values a previous "
-                    "call returned, or use_cache=True to start one."
-                )
-            cache = EncoderDecoderCache(cache)
-        if cache is None and use_cache:
-            cache = EncoderDecoderCache(DynamicCache())
-        if cache is not None and decoder_query_index is not None:
-            raise ValueError("decoder_query_index (sequence classification) does not combine with a decoder cache.")
-        if decoder_input_ids is None and decoder_inputs_embeds is None:
-            if input_ids is None:
-                raise ValueError(
-                    "BART needs decoder inputs: pass decoder_input_ids or decoder_inputs_embeds, or input_ids "
-                    "(decoder_input_ids are then input_ids shifted right, as in BART's denoising pre-training)."
-                )
-            decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
-        if encoder_outputs is None:
-            encoder_outputs = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+    def default_decoder_input_ids(self, input_ids: torch.Tensor | None) -> torch.Tensor:
+        """Without decoder inputs BART decodes ``input_ids`` shifted right (its denoising pre-training)."""
+        if input_ids is None:
+            raise ValueError(
+                "BART needs decoder inputs: pass decoder_input_ids or decoder_inputs_embeds, or input_ids "
+                "(decoder_input_ids are then input_ids shifted right, as in BART's denoising pre-training)."
             )
-        elif not isinstance(encoder_outputs, BaseModelOutput):
-            encoder_outputs = BaseModelOutput(*tuple(encoder_outputs)[:3])
-        hidden, all_hidden, self_attentions, cross_attentions = self.decoder(
-            decoder_input_ids, decoder_attention_mask, encoder_outputs.last_hidden_state, attention_mask,
-            decoder_inputs_embeds, output_hidden_states, output_attentions, decoder_query_index,
-            cache, cache_position,
-        )
-        return Seq2SeqModelOutput(
-            last_hidden_state=hidden,
-            past_key_values=cache,
-            decoder_hidden_states=all_hidden,
-            decoder_attentions=self_attentions,
-            cross_attentions=cross_attentions,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states,
-            encoder_attentions=encoder_outputs.attentions,
-        )
+        return shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
 
 
 # --- task heads ----------------------------------------------------------------------------------
@@ -518,7 +352,7 @@ class BartClassificationHead(nn.Module):
 class BartForSequenceClassification(Seq2SeqSequenceClassification, BartPreTrainedModel):
     """Classifier on the decoder state at each row's last <eos> (facebook/bart-large-mnli and its kin)."""
 
-    _tied_weights_keys = _tied_embeddings("model.")
+    _tied_weights_keys = shared_embedding_ties("model.")
 
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
@@ -528,32 +362,12 @@ class BartForSequenceClassification(Seq2SeqSequenceClassification, BartPreTraine
         )
 
 
-class BartForConditionalGeneration(Seq2SeqLM, BartPreTrainedModel):
-    """Vocabulary logits from the decoder: ``lm_head`` (tied to the shared embeddings) plus ``final_logits_bias``;
-    ``generate`` (summarization, translation) from the Seq2SeqLM task."""
-
-    has_learned_positions = True  # the decoder cannot go past max_position_embeddings
-
-    _tied_weights_keys = {"lm_head.weight": "model.shared.weight", **_tied_embeddings("model.")}
-    # Some checkpoints were saved without the (all-zero) bias: it then starts at zero, as in transformers.
-    _keys_to_ignore_on_load_missing = [r"^final_logits_bias$"]
+class BartForConditionalGeneration(Seq2SeqLMWithLogitsBias, BartPreTrainedModel):
+    """Vocabulary logits from the decoder: ``lm_head`` (tied to the shared embeddings) plus ``final_logits_bias``,
+    and ``generate`` (summarization, translation): the Seq2SeqLM task's (``encoder_decoder.Seq2SeqLMWithLogitsBias``)."""
 
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
         self.model = BartModel(config)
-        self.register_buffer("final_logits_bias", torch.zeros((1, config.vocab_size)))
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self._build_lm_head(config, config.vocab_size)
         self.tie_weights()
-
-    def _init_buffers(self, device: torch.device) -> None:
-        if self.final_logits_bias.is_meta:  # not in the checkpoint
-            self.final_logits_bias = torch.zeros(self.final_logits_bias.shape, device=device, dtype=self.dtype)
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    def head(self, decoded: Seq2SeqModelOutput) -> torch.Tensor:
-        return self.lm_head(decoded.last_hidden_state) + self.final_logits_bias

@@ -2,7 +2,8 @@
 transformers' module names so checkpoints load as they are.
 
 Reads top to bottom: config, sinusoidal positions, encoder, decoder, base model, translation head. The layers are
-BART's post-norm ones (with the decoder cache, see bart.py), the encoder/decoder loops mBART's (see mbart.py).
+BART's post-norm ones (with the decoder cache, see bart.py); the encoder/decoder loops, ``run`` and the LM head are
+``hugkit.encoder_decoder``'s.
 
 Differences from BART: positions are a fixed sinusoidal table (computed, never loaded or saved), no
 ``layernorm_embedding``, ``decoder_start_token_id`` is the pad token, and with
@@ -16,12 +17,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import PretrainedConfig
-from ..kv_cache import EncoderDecoderCache
+from ..encoder_decoder import (
+    DecoderStack,
+    EncoderDecoderModel,
+    EncoderStack,
+    Seq2SeqLMWithLogitsBias,
+    shared_embedding_ties,
+)
 from ..modeling_utils import PreTrainedModel
-from ..outputs import BaseModelOutput, Seq2SeqModelOutput
-from ..task_heads import Seq2SeqLM, Seq2SeqModel
-from .bart import BartDecoderLayer, BartEncoderLayer, _embedding_scale, shift_tokens_right
-from .mbart import DecoderStack, EncoderDecoderParts, EncoderStack, run_encoder_decoder
+from ..task_heads import Seq2SeqModel
+from .bart import BartDecoderLayer, BartEncoderLayer, _embedding_scale
 
 
 class MarianConfig(PretrainedConfig):
@@ -141,7 +146,7 @@ class MarianDecoder(DecoderStack):
         return inputs_embeds + self.embed_positions(positions, inputs_embeds.dtype)
 
 
-class MarianPreTrainedModel(EncoderDecoderParts, PreTrainedModel):
+class MarianPreTrainedModel(EncoderDecoderModel, PreTrainedModel):
     config_class = MarianConfig
     base_model_prefix = "model"
     # The sinusoidal tables are computed; checkpoints converted before transformers stopped saving them carry them.
@@ -160,76 +165,25 @@ class MarianModel(Seq2SeqModel, MarianPreTrainedModel):
         super().__init__(config)
         if config.share_encoder_decoder_embeddings:
             self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
-            self._tied_weights_keys = {
-                "encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight",
-            }
+            self._tied_weights_keys = shared_embedding_ties()
         else:
             self._tied_weights_keys = {}
         self.encoder = MarianEncoder(config)
         self.decoder = MarianDecoder(config)
         self.tie_weights()
 
-    def run(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        decoder_input_ids: torch.Tensor | None,
-        decoder_attention_mask: torch.Tensor | None,
-        encoder_outputs: BaseModelOutput | tuple | None,
-        inputs_embeds: torch.Tensor | None,
-        decoder_inputs_embeds: torch.Tensor | None,
-        output_hidden_states: bool,
-        output_attentions: bool,
-        past_key_values: EncoderDecoderCache | None = None,
-        use_cache: bool = False,
-        cache_position: torch.Tensor | None = None,
-    ) -> Seq2SeqModelOutput:
-        if decoder_input_ids is None and decoder_inputs_embeds is None:
-            raise ValueError(
-                "Marian needs decoder inputs: pass decoder_input_ids (they start with the pad token, "
-                f"id {self.config.decoder_start_token_id}) or decoder_inputs_embeds; MarianMTModel also builds them "
-                "from labels, and generate() from decoder_start_token_id."
-            )
-        return run_encoder_decoder(
-            self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
-            inputs_embeds, decoder_inputs_embeds, output_hidden_states, output_attentions,
-            past_key_values, use_cache, cache_position,
-        )
 
-
-class MarianMTModel(Seq2SeqLM, MarianPreTrainedModel):
+class MarianMTModel(Seq2SeqLMWithLogitsBias, MarianPreTrainedModel):
     """Target-vocabulary logits: ``lm_head`` (tied to the decoder's embeddings) plus ``final_logits_bias``."""
-
-    has_learned_positions = True  # the sinusoidal table has max_position_embeddings rows, no more
-    # Some checkpoints were saved without the (all-zero) bias: it then starts at zero, as in transformers.
-    _keys_to_ignore_on_load_missing = [r"^final_logits_bias$"]
 
     def __init__(self, config: MarianConfig) -> None:
         super().__init__(config)
         self.model = MarianModel(config)
         if config.share_encoder_decoder_embeddings:
             target_vocab = config.vocab_size
-            self._tied_weights_keys = {
-                "lm_head.weight": "model.shared.weight",
-                "model.encoder.embed_tokens.weight": "model.shared.weight",
-                "model.decoder.embed_tokens.weight": "model.shared.weight",
-            }
+            self._tied_weights_keys = {"lm_head.weight": "model.shared.weight", **shared_embedding_ties("model.")}
         else:
             target_vocab = config.decoder_vocab_size
             self._tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
-        self.register_buffer("final_logits_bias", torch.zeros((1, target_vocab)))
-        self.lm_head = nn.Linear(config.d_model, target_vocab, bias=False)
+        self._build_lm_head(config, target_vocab)
         self.tie_weights()
-
-    def _init_buffers(self, device: torch.device) -> None:
-        if self.final_logits_bias.is_meta:  # not in the checkpoint
-            self.final_logits_bias = torch.zeros(self.final_logits_bias.shape, device=device, dtype=self.dtype)
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    def head(self, decoded: Seq2SeqModelOutput) -> torch.Tensor:
-        return self.lm_head(decoded.last_hidden_state) + self.final_logits_bias

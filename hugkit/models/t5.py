@@ -11,25 +11,26 @@ What differs from BART, and why the code looks the way it does:
   block reuses it (the mask is folded into the same tensor, so each block adds one tensor to its scores).
 - The attention scores are not scaled by 1/sqrt(d_kv): T5 folded that into its initialisation.
 - T5ForConditionalGeneration keeps ``shared``/``encoder``/``decoder``/``lm_head`` at the top level (no ``model.``
-  prefix), so it is its own base model: it runs the encoder-decoder with the same ``run`` as T5Model.
+  prefix), so it is its own base model: it runs the encoder-decoder with the same ``run`` as T5Model
+  (``encoder_decoder.EncoderDecoderModel``'s, as BART's; T5's stack is its own).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import PretrainedConfig
+from ..encoder_decoder import EncoderDecoderModel, shared_embedding_ties, shift_tokens_right
 from ..kv_cache import EncoderDecoderCache, causal_mask, decoder_inputs
 from ..layers import check_inputs, get_activation, padding_mask
 from ..modeling_utils import PreTrainedModel
-from ..outputs import BaseModelOutput, Seq2SeqModelOutput, _CacheAndLayerStates, _LastHiddenState
-from ..task_heads import Seq2SeqLM, Seq2SeqModel, resolve_flags
+from ..outputs import BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions, Seq2SeqModelOutput
+from ..task_heads import Seq2SeqLM, Seq2SeqModel, resolve_cache, resolve_flags
 
 
 class T5Config(PretrainedConfig):
@@ -336,14 +337,6 @@ class T5Block(nn.Module):
         return _clamp_fp16(self.layer[-1](hidden_states)), self_probs, cross_probs
 
 
-@dataclass
-class BaseModelOutputWithPastAndCrossAttentions(_CacheAndLayerStates, _LastHiddenState):
-    """last_hidden_state, past_key_values, hidden_states, attentions, cross_attentions: what transformers'
-    T5 decoder stack returns. (Move to outputs.py when a second architecture needs it.)"""
-
-    cross_attentions: Optional[tuple] = None
-
-
 class T5Stack(nn.Module):
     """The encoder or the decoder: embeddings (shared with the model), blocks, final norm."""
 
@@ -397,9 +390,11 @@ class T5Stack(nn.Module):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         cache_position: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
     ) -> BaseModelOutput | BaseModelOutputWithPastAndCrossAttentions | tuple:
         """The encoder returns a BaseModelOutput; the decoder adds the cache and the cross-attentions.
-        (Arguments in the order of transformers' T5Stack.forward.)
+        (Arguments in the order of transformers' T5Stack.forward; ``cache`` is its transformers 5 name for
+        ``past_key_values``.)
 
         Decoder only: ``attention_mask`` covers the cached and the new tokens, ``cache_position`` gives the new
         tokens' cache slots (None: right after those cached), ``use_cache`` starts a dynamic cache when none is passed.
@@ -407,7 +402,7 @@ class T5Stack(nn.Module):
         output_hidden_states, output_attentions, return_dict = resolve_flags(
             self.config, output_hidden_states, output_attentions, return_dict
         )
-        cache = past_key_values
+        cache = resolve_cache(past_key_values, cache)
         if not self.is_decoder and (cache is not None or use_cache):
             raise ValueError("The T5 encoder keeps no cache: pass past_key_values/use_cache to the decoder or the model.")
         if cache is None and use_cache:
@@ -476,7 +471,7 @@ class T5PreTrainedModel(PreTrainedModel):
     # Old checkpoints carry a relative bias for cross-attention, which T5 never uses.
     _keys_to_ignore_on_load_unexpected = [r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$"]
     # encoder/decoder.embed_tokens are the ``shared`` module itself; a checkpoint may store them or not.
-    _tied_weights_keys = {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+    _tied_weights_keys = shared_embedding_ties()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.shared
@@ -491,22 +486,15 @@ class T5PreTrainedModel(PreTrainedModel):
         return self.encoder
 
     def _shift_right(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Decoder inputs for teacher forcing: ``input_ids`` one step right behind decoder_start_token_id, -100 -> pad."""
-        start, pad = self.config.decoder_start_token_id, self.config.pad_token_id
-        if start is None or pad is None:
-            raise ValueError(
-                "config.decoder_start_token_id and config.pad_token_id must be set to build decoder_input_ids from "
-                f"labels (found {start} and {pad}); T5 uses 0 (the pad token) for both. Set them or pass decoder_input_ids."
-            )
-        shifted = input_ids.new_zeros(input_ids.shape)
-        shifted[..., 1:] = input_ids[..., :-1]
-        shifted[..., 0] = start
-        return shifted.masked_fill_(shifted == -100, pad)
+        """Decoder inputs for teacher forcing (transformers' name): ``input_ids`` one step right behind
+        decoder_start_token_id, -100 -> pad. T5 uses 0 (the pad token) for both."""
+        return shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
 
 
-class T5EncoderDecoder(T5PreTrainedModel):
+class T5EncoderDecoder(EncoderDecoderModel, T5PreTrainedModel):
     """``shared``, ``encoder`` and ``decoder`` at the top level, and ``run``: what T5Model and
-    T5ForConditionalGeneration share (the LM adds ``lm_head`` beside them, so it needs no base-model attribute)."""
+    T5ForConditionalGeneration share (the LM adds ``lm_head`` beside them, so it needs no base-model attribute).
+    Without decoder inputs ``run`` refuses (``EncoderDecoderModel.default_decoder_input_ids``), as transformers'."""
 
     def __init__(self, config: T5Config) -> None:
         super().__init__(config)
@@ -514,58 +502,9 @@ class T5EncoderDecoder(T5PreTrainedModel):
         self.encoder = T5Stack(config, self.shared, is_decoder=False)
         self.decoder = T5Stack(config, self.shared, is_decoder=True)
 
-    def get_decoder(self) -> T5Stack:
-        return self.decoder
-
     def kv_cache_shape(self) -> tuple[int, int, int]:
         """(decoder layers, heads, d_kv): what the decoder's self-attention cache holds."""
         return len(self.decoder.block), self.config.num_heads, self.config.d_kv
-
-    def run(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        decoder_input_ids: torch.Tensor | None,
-        decoder_attention_mask: torch.Tensor | None,
-        encoder_outputs: BaseModelOutput | tuple | None,
-        inputs_embeds: torch.Tensor | None,
-        decoder_inputs_embeds: torch.Tensor | None,
-        output_hidden_states: bool,
-        output_attentions: bool,
-        past_key_values: EncoderDecoderCache | None = None,
-        use_cache: bool = False,
-        cache_position: torch.Tensor | None = None,
-    ) -> Seq2SeqModelOutput:
-        """Encoder (unless ``encoder_outputs`` are given) then decoder; forward and the heads call this."""
-        if decoder_input_ids is None and decoder_inputs_embeds is None:
-            raise ValueError(
-                f"{type(self).__name__} needs decoder inputs: pass decoder_input_ids (starting with "
-                f"config.decoder_start_token_id = {self.config.decoder_start_token_id}) or decoder_inputs_embeds; "
-                "T5ForConditionalGeneration also builds them from labels (shifted right), and generate() starts them."
-            )
-        if encoder_outputs is None:
-            encoder_outputs = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True,
-            )
-        elif not isinstance(encoder_outputs, BaseModelOutput):
-            encoder_outputs = BaseModelOutput(*tuple(encoder_outputs)[:3])
-        decoded = self.decoder(
-            input_ids=decoder_input_ids, attention_mask=decoder_attention_mask, inputs_embeds=decoder_inputs_embeds,
-            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-            encoder_hidden_states=encoder_outputs.last_hidden_state, encoder_attention_mask=attention_mask,
-            past_key_values=past_key_values, use_cache=use_cache, cache_position=cache_position, return_dict=True,
-        )
-        return Seq2SeqModelOutput(
-            last_hidden_state=decoded.last_hidden_state,
-            past_key_values=decoded.past_key_values,
-            decoder_hidden_states=decoded.hidden_states,
-            decoder_attentions=decoded.attentions,
-            cross_attentions=decoded.cross_attentions,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states,
-            encoder_attentions=encoder_outputs.attentions,
-        )
 
 
 class T5Model(Seq2SeqModel, T5EncoderDecoder):

@@ -5,10 +5,12 @@ Reads top to bottom: config, attention, layers, encoder, decoder, base model, th
 (the forced prompt, timestamps, long-form windows, temperature fallback, token timestamps) lives in
 ``hugkit.generation.whisper``.
 
-What differs from BART's encoder-decoder: queries are scaled before the product with the keys (OpenAI's order, kept
-for bit-level agreement), ``k_proj`` has no bias, both stacks end in a LayerNorm, the encoder takes
+The layers are mBART's pre-norm ones (mbart.py) over Whisper's attention; the layer loops, the accessors generation
+uses and the shift-right are ``hugkit.encoder_decoder``'s. What differs from mBART: queries are scaled before the
+product with the keys (OpenAI's order, kept for bit-level agreement), ``k_proj`` has no bias, the encoder takes
 ``input_features`` (batch, num_mel_bins, 2 * max_source_positions) and ignores ``attention_mask`` (as
-transformers does: the padding of a 30-second window is part of what the model was trained on).
+transformers does: the padding of a 30-second window is part of what the model was trained on), and the decoder
+takes ``position_ids``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import PretrainedConfig
+from ..encoder_decoder import (
+    EncoderDecoderParts,
+    as_encoder_output,
+    decoder_cache,
+    run_decoder_layers,
+    run_encoder_layers,
+    seq2seq_output,
+    shift_tokens_right,
+)
 from ..generation.whisper import WhisperGenerationMixin
-from ..kv_cache import DynamicCache, EncoderDecoderCache, causal_mask, decoder_inputs
-from ..layers import get_activation
+from ..kv_cache import EncoderDecoderCache, causal_mask, decoder_inputs
 from ..modeling_utils import PreTrainedModel
-from ..outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from ..outputs import BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions, Seq2SeqLMOutput, Seq2SeqModelOutput
+from ..task_heads import resolve_cache
+from .bart import BartAttention
+from .mbart import MBartDecoderLayer, MBartEncoderLayer
 
 logger = logging.getLogger(__name__)
 
@@ -91,20 +104,11 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> torch
     return torch.cat([scaled.sin(), scaled.cos()], dim=1)
 
 
-def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int) -> torch.Tensor:
-    """Teacher forcing: the decoder reads ``decoder_start_token_id`` then the labels but the last; -100 becomes pad."""
-    if pad_token_id is None:
-        raise ValueError("config.pad_token_id must be set to turn -100 labels into decoder inputs.")
-    shifted = labels.new_zeros(labels.shape)
-    shifted[:, 1:] = labels[:, :-1]
-    shifted[:, 0] = decoder_start_token_id
-    return shifted.masked_fill_(shifted == -100, pad_token_id)
-
-
 # --- attention ----------------------------------------------------------------------------------------------------
 
 
-class WhisperAttention(nn.Module):
+# Same as bart.BartAttention except: k_proj has no bias, and the queries are scaled before the product with the keys.
+class WhisperAttention(BartAttention):
     """Multi-head attention with the queries scaled first; ``k_proj`` has no bias (OpenAI's layout).
 
     Self-attention when ``key_value_states`` is None (keys cached through ``cache.update`` when a cache is given),
@@ -112,23 +116,9 @@ class WhisperAttention(nn.Module):
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float, layer_idx: int | None = None) -> None:
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ValueError(f"d_model ({embed_dim}) must be divisible by the number of attention heads ({num_heads}).")
-        self.embed_dim = embed_dim
-        self.num_heads = num_heads
-        self.head_dim = embed_dim // num_heads
-        self.scaling = self.head_dim**-0.5
-        self.dropout = dropout
-        self.layer_idx = layer_idx
+        super().__init__(embed_dim, num_heads, dropout, layer_idx)
         self.k_proj = nn.Linear(embed_dim, embed_dim, bias=False)
-        self.v_proj = nn.Linear(embed_dim, embed_dim)
-        self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length = x.shape[:2]
-        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+        self.scaling = self.head_dim**-0.5
 
     def forward(
         self,
@@ -140,16 +130,9 @@ class WhisperAttention(nn.Module):
         cache_position: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         query = self._heads(self.q_proj(hidden_states) * self.scaling)
-        if key_value_states is None:
-            key, value = self._heads(self.k_proj(hidden_states)), self._heads(self.v_proj(hidden_states))
-            if cache is not None:
-                key, value = cache.update(self.layer_idx, key, value, cache_position)
-        else:
-            def project() -> tuple[torch.Tensor, torch.Tensor]:
-                return self._heads(self.k_proj(key_value_states)), self._heads(self.v_proj(key_value_states))
-
-            key, value = cache.cross_attention(self.layer_idx, project) if cache is not None else project()
+        key, value = self._keys_values(hidden_states, key_value_states, cache, cache_position)
         dropout = self.dropout if self.training else 0.0
+        # Same as t5._attention: unscaled (the queries already are), the mask added to the scores.
         if output_attentions:
             scores = torch.matmul(query, key.transpose(-1, -2))
             if mask is not None:
@@ -163,81 +146,19 @@ class WhisperAttention(nn.Module):
         return self.out_proj(context.transpose(1, 2).reshape(batch, length, self.embed_dim)), probs
 
 
-def _feed_forward(layer: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
-    inner = F.dropout(layer.activation_fn(layer.fc1(layer.final_layer_norm(hidden_states))),
-                      layer.activation_dropout, layer.training)
-    return F.dropout(layer.fc2(inner), layer.dropout, layer.training)
+class WhisperEncoderLayer(MBartEncoderLayer):
+    """mBART's pre-norm layer (fp16 outputs clamped) over Whisper's attention; the encoder passes no mask."""
+
+    attention_class = WhisperAttention
 
 
-class WhisperEncoderLayer(nn.Module):
-    """Pre-norm: LayerNorm, self-attention, add; LayerNorm, feed-forward, add."""
+class WhisperDecoderLayer(MBartDecoderLayer):
+    """mBART's pre-norm layer over Whisper's attention; the cross-attention is unmasked."""
 
-    def __init__(self, config: WhisperConfig) -> None:
-        super().__init__()
-        self.embed_dim = config.d_model
-        self.self_attn = WhisperAttention(config.d_model, config.encoder_attention_heads, config.attention_dropout)
-        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self.activation_fn = get_activation(config.activation_function)
-        self.fc1 = nn.Linear(config.d_model, config.encoder_ffn_dim)
-        self.fc2 = nn.Linear(config.encoder_ffn_dim, config.d_model)
-        self.final_layer_norm = nn.LayerNorm(config.d_model)
-        self.dropout = config.dropout
-        self.activation_dropout = config.activation_dropout
-
-    def forward(self, hidden_states: torch.Tensor, output_attentions: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, probs = self.self_attn(self.self_attn_layer_norm(hidden_states), None, output_attentions)
-        hidden_states = hidden_states + F.dropout(attended, self.dropout, self.training)
-        hidden_states = hidden_states + _feed_forward(self, hidden_states)
-        if hidden_states.dtype == torch.float16:  # transformers clamps fp16 overflow to stay finite; so do we
-            limit = torch.finfo(hidden_states.dtype).max - 1000
-            hidden_states = hidden_states.clamp(-limit, limit)
-        return hidden_states, probs
-
-
-class WhisperDecoderLayer(nn.Module):
-    """Pre-norm: causal self-attention, cross-attention over the encoder output, feed-forward (each LayerNorm first)."""
-
-    def __init__(self, config: WhisperConfig, layer_idx: int) -> None:
-        super().__init__()
-        self.embed_dim = config.d_model
-        heads = config.decoder_attention_heads
-        self.self_attn = WhisperAttention(config.d_model, heads, config.attention_dropout, layer_idx)
-        self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self.encoder_attn = WhisperAttention(config.d_model, heads, config.attention_dropout, layer_idx)
-        self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self.activation_fn = get_activation(config.activation_function)
-        self.fc1 = nn.Linear(config.d_model, config.decoder_ffn_dim)
-        self.fc2 = nn.Linear(config.decoder_ffn_dim, config.d_model)
-        self.final_layer_norm = nn.LayerNorm(config.d_model)
-        self.dropout = config.dropout
-        self.activation_dropout = config.activation_dropout
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        self_mask: torch.Tensor | None,
-        encoder_hidden_states: torch.Tensor,
-        cache: EncoderDecoderCache | None,
-        cache_position: torch.Tensor | None,
-        output_attentions: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        attended, self_probs = self.self_attn(
-            self.self_attn_layer_norm(hidden_states), self_mask, output_attentions,
-            cache=cache, cache_position=cache_position,
-        )
-        hidden_states = hidden_states + F.dropout(attended, self.dropout, self.training)
-        attended, cross_probs = self.encoder_attn(
-            self.encoder_attn_layer_norm(hidden_states), None, output_attentions, encoder_hidden_states, cache,
-        )
-        hidden_states = hidden_states + F.dropout(attended, self.dropout, self.training)
-        return hidden_states + _feed_forward(self, hidden_states), self_probs, cross_probs
+    attention_class = WhisperAttention
 
 
 # --- encoder and decoder ------------------------------------------------------------------------------------------
-
-
-def _as_tuple(items: list | None) -> tuple | None:
-    return tuple(items) if items is not None else None
 
 
 class WhisperEncoder(nn.Module):
@@ -284,19 +205,7 @@ class WhisperEncoder(nn.Module):
         inputs_embeds = F.gelu(self.conv1(input_features.to(self.conv1.weight.dtype)))
         inputs_embeds = F.gelu(self.conv2(inputs_embeds)).permute(0, 2, 1)
         hidden = F.dropout(inputs_embeds + self.embed_positions.weight, self.dropout, self.training)
-        all_hidden = [hidden] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        for layer in self.layers:
-            hidden, probs = layer(hidden, output_attentions)
-            if all_hidden is not None:
-                all_hidden.append(hidden)
-            if all_attentions is not None:
-                all_attentions.append(probs)
-        hidden = self.layer_norm(hidden)
-        if all_hidden is not None:
-            all_hidden[-1] = hidden  # transformers reports the normed output as the last hidden state
-        out = BaseModelOutput(last_hidden_state=hidden, hidden_states=_as_tuple(all_hidden),
-                              attentions=_as_tuple(all_attentions))
+        out = run_encoder_layers(self.layers, hidden, None, output_attentions, output_hidden_states, self.layer_norm)
         return out if return_dict else out.to_tuple()
 
     def _check_features(self, input_features: Any) -> None:
@@ -332,36 +241,43 @@ class WhisperDecoder(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        encoder_hidden_states: torch.Tensor,
-        past_key_values: EncoderDecoderCache | None,
-        inputs_embeds: torch.Tensor | None,
-        position_ids: torch.Tensor | None,
-        use_cache: bool,
-        cache_position: torch.Tensor | None,
-        output_attentions: bool,
-        output_hidden_states: bool,
-    ) -> tuple[torch.Tensor, EncoderDecoderCache | None, tuple | None, tuple | None, tuple | None]:
-        """(last hidden state, cache, hidden states, self-attentions, cross-attentions).
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        past_key_values: EncoderDecoderCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        cache_position: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool = True,
+        cache: EncoderDecoderCache | None = None,
+    ) -> BaseModelOutputWithPastAndCrossAttentions | tuple:
+        """transformers' decoder call (argument order and output; ``cache`` is transformers 5's name for
+        ``past_key_values``); None flags mean "as the config says".
 
         ``attention_mask`` is the 2-D decoder padding mask over past and new tokens; ``position_ids`` default to the
-        cache slots of the new tokens (transformers' rule: a padding mask does not shift them).
+        cache slots of the new tokens (transformers' rule: a padding mask does not shift them). Without
+        ``use_cache`` a passed cache is not used (transformers' rule); with it and none passed, a dynamic one starts.
         """
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        use_cache = config.use_cache if use_cache is None else use_cache
+        past_key_values = resolve_cache(past_key_values, cache)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError(
                 "Whisper's decoder needs exactly one of decoder_input_ids or decoder_inputs_embeds "
                 f"(got {'both' if input_ids is not None else 'neither'})."
             )
+        if encoder_hidden_states is None:
+            raise ValueError("Whisper's decoder cross-attends to the encoder output: pass encoder_hidden_states.")
         if inputs_embeds is None:
             _check_decoder_ids(input_ids)
             inputs_embeds = self.embed_tokens(input_ids)
         length = inputs_embeds.shape[1]
-        cache = past_key_values if use_cache else None
-        if use_cache and cache is None:
-            cache = EncoderDecoderCache(DynamicCache())
-        elif cache is not None and not hasattr(cache, "cross_attention"):
-            cache = EncoderDecoderCache(cache)  # a bare self-attention cache: add the cross-attention part
+        cache = decoder_cache(past_key_values if use_cache else None, use_cache)
         if cache_position is None:
             past = cache.get_seq_length() if cache is not None else 0
             if past + length > self.max_target_positions:
@@ -378,23 +294,11 @@ class WhisperDecoder(nn.Module):
             position_ids = cache_position[None]
         hidden = inputs_embeds + self.embed_positions(position_ids).to(inputs_embeds.dtype)
         hidden = F.dropout(hidden, self.dropout, self.training)
-        mask = causal_mask(keep, cache_position, kv_length, hidden.dtype)
-        all_hidden = [hidden] if output_hidden_states else None
-        self_attentions = [] if output_attentions else None
-        cross_attentions = [] if output_attentions else None
-        for layer in self.layers:
-            hidden, self_probs, cross_probs = layer(
-                hidden, mask, encoder_hidden_states, cache, cache_position, output_attentions
-            )
-            if all_hidden is not None:
-                all_hidden.append(hidden)
-            if output_attentions:
-                self_attentions.append(self_probs)
-                cross_attentions.append(cross_probs)
-        hidden = self.layer_norm(hidden)
-        if all_hidden is not None:
-            all_hidden[-1] = hidden
-        return hidden, cache, _as_tuple(all_hidden), _as_tuple(self_attentions), _as_tuple(cross_attentions)
+        out = run_decoder_layers(
+            self.layers, hidden, causal_mask(keep, cache_position, kv_length, hidden.dtype), encoder_hidden_states,
+            None, output_attentions, output_hidden_states, self.layer_norm, cache, cache_position,
+        )
+        return out if return_dict else out.to_tuple()
 
 
 def _check_decoder_ids(input_ids: Any) -> None:
@@ -410,21 +314,10 @@ def _check_decoder_ids(input_ids: Any) -> None:
 # --- base model and head ------------------------------------------------------------------------------------------
 
 
-class WhisperPreTrainedModel(PreTrainedModel):
+class WhisperPreTrainedModel(EncoderDecoderParts, PreTrainedModel):
     config_class = WhisperConfig
     base_model_prefix = "model"
     main_input_name = "input_features"
-
-    def kv_cache_shape(self) -> tuple[int, int, int]:
-        """(decoder layers, decoder heads, head size): what the decoder's self-attention cache holds."""
-        config = self.config
-        return config.decoder_layers, config.decoder_attention_heads, config.d_model // config.decoder_attention_heads
-
-    def get_encoder(self) -> WhisperEncoder:
-        return self.base_model.encoder
-
-    def get_decoder(self) -> WhisperDecoder:
-        return self.base_model.decoder
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.base_model.decoder.embed_tokens
@@ -455,8 +348,11 @@ class WhisperModel(WhisperPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         cache_position: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
     ) -> Seq2SeqModelOutput | tuple:
+        """transformers' arguments; ``cache``: transformers 5's name for ``past_key_values`` (either works)."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
+        past_key_values = resolve_cache(past_key_values, cache)
         out = self.run(
             input_features, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
             past_key_values, decoder_inputs_embeds, decoder_position_ids, use_cache, output_attentions,
@@ -493,23 +389,13 @@ class WhisperModel(WhisperPreTrainedModel):
                 input_features, output_attentions=output_attentions, output_hidden_states=output_hidden_states,
                 return_dict=True,
             )
-        elif not isinstance(encoder_outputs, BaseModelOutput):
-            encoder_outputs = BaseModelOutput(*tuple(encoder_outputs)[:3])
-        hidden, cache, all_hidden, self_attentions, cross_attentions = self.decoder(
+        encoder_outputs = as_encoder_output(encoder_outputs)
+        decoded = self.decoder(
             decoder_input_ids, decoder_attention_mask, encoder_outputs.last_hidden_state, past_key_values,
             decoder_inputs_embeds, decoder_position_ids, use_cache, cache_position, output_attentions,
             output_hidden_states,
         )
-        return Seq2SeqModelOutput(
-            last_hidden_state=hidden,
-            past_key_values=cache,
-            decoder_hidden_states=all_hidden,
-            decoder_attentions=self_attentions,
-            cross_attentions=cross_attentions,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states,
-            encoder_attentions=encoder_outputs.attentions,
-        )
+        return seq2seq_output(encoder_outputs, decoded)
 
 
 class WhisperForConditionalGeneration(WhisperGenerationMixin, WhisperPreTrainedModel):
@@ -545,9 +431,12 @@ class WhisperForConditionalGeneration(WhisperGenerationMixin, WhisperPreTrainedM
         return_dict: bool | None = None,
         cache_position: torch.Tensor | None = None,
         logits_to_keep: int = 0,
+        cache: EncoderDecoderCache | None = None,
     ) -> Seq2SeqLMOutput | tuple:
-        """transformers' arguments; ``logits_to_keep`` (hugkit, for generation): logits of the last positions only."""
+        """transformers' arguments (``cache``: transformers 5's name for ``past_key_values``; either works);
+        ``logits_to_keep`` (hugkit, for generation): logits of the last positions only."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
+        past_key_values = resolve_cache(past_key_values, cache)
         if labels is not None:
             if labels.shape[1] > self.max_target_positions:
                 raise ValueError(
