@@ -17,6 +17,7 @@ NAMES = (
     "MaskedLMOutput",
     "QuestionAnsweringModelOutput",
     "BaseModelOutputWithPast",
+    "BaseModelOutputWithPastAndCrossAttentions",
     "CausalLMOutputWithPast",
     "Seq2SeqModelOutput",
     "Seq2SeqLMOutput",
