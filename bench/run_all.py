@@ -18,7 +18,7 @@ import time
 import common
 
 BENCHMARKS = ("import_time", "first_result", "load_memory", "throughput", "generation", "quantization", "zero_shot",
-              "diffusion", "audio_features")
+              "diffusion", "audio_features", "speech")
 
 
 def main() -> int:

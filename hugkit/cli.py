@@ -7,6 +7,7 @@ Examples::
     hugkit feature-extraction --model ./minilm --kwargs '{"return_tensors": false}' "hello"
     hugkit text-to-image --model ./stable-diffusion-v1-5 "a red fox in the snow" -o fox.png --steps 25 --seed 0
     hugkit text-to-speech --model ./mms-tts-eng "Hello there" -o hello.wav --seed 0
+    hugkit automatic-speech-recognition meeting.wav --timestamps --chunk-length 30
 """
 
 from __future__ import annotations
@@ -168,6 +169,90 @@ def text_to_speech(argv: list[str]) -> int:
     return 0
 
 
+def _asr_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hugkit automatic-speech-recognition",
+        description="Transcribe audio files (wav, flac, ogg; mp3 and others with ffmpeg) with Whisper "
+        "(default: the built-in Whisper tiny.en). Prints the text, or timestamped lines.",
+    )
+    parser.add_argument("files", nargs="+", help="audio files to transcribe")
+    parser.add_argument("--model", "-m", default=None, help="a Whisper checkpoint folder or hub id (default: built-in tiny.en)")
+    parser.add_argument("--timestamps", action="store_true", help="print [start --> end] lines, one per segment")
+    parser.add_argument("--word-timestamps", action="store_true", help="print one [start --> end] line per word")
+    parser.add_argument("--chunk-length", type=float, default=None, metavar="S",
+                        help="cut long audio into S-second windows transcribed in batches (e.g. 30)")
+    parser.add_argument("--stride-length", type=float, default=None, metavar="S", help="overlap of the windows (default: S/6)")
+    parser.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (with --chunk-length)")
+    parser.add_argument("--language", default=None, help="spoken language (multilingual models), e.g. en or french")
+    parser.add_argument("--task", default=None, choices=("transcribe", "translate"), help="multilingual models: translate to English")
+    parser.add_argument("--num-beams", type=int, default=None, help="beam search width (default: the pipeline's)")
+    parser.add_argument("--stream", action="store_true", help="print the text as it is decoded")
+    parser.add_argument("--json", action="store_true", help="print the pipeline's result as one JSON line per file")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: cpu)")
+    parser.add_argument("--dtype", default=None, help="float32 (default), float16 or bfloat16")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log what hugkit does to stderr")
+    return parser
+
+
+def _clock(seconds: float | None) -> str:
+    return "   ?   " if seconds is None else f"{seconds:7.2f}"
+
+
+def automatic_speech_recognition(argv: list[str]) -> int:
+    args = _asr_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.timestamps and args.word_timestamps:
+        print("hugkit: error: pass --timestamps or --word-timestamps, not both", file=sys.stderr)
+        return 2
+    if args.stream and (args.timestamps or args.word_timestamps or args.json):
+        print("hugkit: error: --stream prints plain text; leave out --timestamps / --word-timestamps / --json", file=sys.stderr)
+        return 2
+    from .pipelines import pipeline
+
+    options: dict[str, Any] = {}
+    if args.chunk_length:
+        options["chunk_length_s"] = args.chunk_length
+    if args.stride_length is not None:
+        options["stride_length_s"] = args.stride_length
+    if args.timestamps or args.word_timestamps:
+        options["return_timestamps"] = "word" if args.word_timestamps else True
+    generate = {name: value for name, value in (("language", args.language), ("task", args.task),
+                                                ("num_beams", args.num_beams)) if value is not None}
+    if generate:
+        options["generate_kwargs"] = generate
+    try:
+        pipe = pipeline("automatic-speech-recognition", model=args.model, device=args.device, dtype=args.dtype,
+                        batch_size=args.batch_size)
+        for path in args.files:
+            label = f"{path}: " if len(args.files) > 1 else ""
+            if args.stream:
+                sys.stdout.write(label)
+                for piece in pipe(path, stream=True, **options):
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+                sys.stdout.write("\n")
+                continue
+            result = pipe(path, **options)
+            if args.json:
+                sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+            elif "chunks" in result:
+                if label:
+                    sys.stdout.write(f"{path}:\n")
+                for chunk in result["chunks"]:
+                    start, end = chunk["timestamp"]
+                    sys.stdout.write(f"[{_clock(start)} --> {_clock(end)}] {chunk['text'].strip()}\n")
+            else:
+                sys.stdout.write(f"{label}{result['text'].strip()}\n")
+            sys.stdout.flush()
+    except (KeyError, ValueError, TypeError, OSError, ImportError, NotImplementedError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"hugkit: error: {message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
 def _numbered(path: str, number: int) -> str:
     stem, dot, ext = path.rpartition(".")
     return f"{stem}-{number}.{ext}" if dot else f"{path}-{number}"
@@ -179,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         return text_to_image(argv[1:])
     if argv and argv[0] in ("text-to-speech", "text-to-audio"):
         return text_to_speech(argv[1:])
+    if argv and argv[0] == "automatic-speech-recognition":
+        return automatic_speech_recognition(argv[1:])
     args = _parser().parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -20,6 +20,10 @@ _EXPORTS = {
     "WhisperFeatureExtractor": "hugkit.audio.feature_extraction_whisper",
     "BatchFeature": "hugkit.audio.feature_extraction_whisper",
     "mel_filter_bank": "hugkit.audio.feature_extraction_whisper",
+    "WhisperProcessor": "hugkit.audio.processing_whisper",
+    "WhisperTokenizer": "hugkit.audio.whisper_decoding",
+    "StreamingTranscriber": "hugkit.audio.streaming_asr",
+    "StreamingTranscript": "hugkit.audio.streaming_asr",
 }
 
 __all__ = sorted(_EXPORTS)
