@@ -136,6 +136,8 @@ def _decode(runner: _WindowRunner, processors: Callable, stopping: Callable, sam
 class WhisperGenerationMixin(GenerationMixin):
     """``generate`` and ``detect_language`` for Whisper (see the module docstring for what is returned)."""
 
+    supports_beam_search = True  # the ASR pipeline then uses transformers' default of 5 beams
+
     def generate(
         self,
         input_features: torch.Tensor | None = None,

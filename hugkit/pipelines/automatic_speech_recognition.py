@@ -137,15 +137,17 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
             options["return_timestamps"] = options.get("return_timestamps") or config_timestamps
         return options
 
-    def _generate_kwargs(self, user: dict[str, Any]) -> dict[str, Any]:
-        """The user's generation arguments plus the pipeline's defaults for what neither they nor the model set."""
+    def _generate_kwargs(self, user: dict[str, Any], word_timestamps: bool = False) -> dict[str, Any]:
+        """The user's generation arguments plus the pipeline's defaults for what neither they nor the model set.
+        Word timestamps decode greedily unless beams are asked for: hugkit's Whisper beam search does not keep the
+        per-token alignment yet."""
         set_params = {**_set_fields(self.model.generation_config)}
         if user.get("generation_config") is not None:
             set_params.update(_set_fields(user["generation_config"]))
         set_params.update({k: v for k, v in user.items() if k != "generation_config"})
         added = {k: v for k, v in _DEFAULTS.items()
                  if k not in set_params and not (k == "max_new_tokens" and "max_length" in set_params)}
-        if "num_beams" in added and not _supports_beam_search(self.model):
+        if "num_beams" in added and (word_timestamps or not _supports_beam_search(self.model)):
             added.pop("num_beams")  # transformers' 5 beams, where the model's generate has beam search
         if self.tokenizer.pad_token_id is not None and "pad_token_id" not in set_params:
             added["pad_token_id"] = self.tokenizer.pad_token_id
@@ -161,7 +163,7 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
     def __call__(self, inputs: Any, *, batch_size: int | None = None, **kwargs: Any) -> Any:
         options = self._options(kwargs)
         options["user_generate"] = options["generate"]
-        options["generate"] = self._generate_kwargs(options["generate"])
+        options["generate"] = self._generate_kwargs(options["generate"], options.get("return_timestamps") == "word")
         size = batch_size or self.batch_size
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {size!r}.")
@@ -499,8 +501,7 @@ class _Progress:
 
 
 def _supports_beam_search(model: Any) -> bool:
-    """transformers' models do; a hugkit model says so with ``supports_beam_search = True`` (hugkit's Whisper
-    ``generate`` decodes greedily or by sampling until it has beam search)."""
+    """transformers' models do; a hugkit model says so with ``supports_beam_search = True``."""
     if type(model).__module__.startswith("hugkit."):
         return bool(getattr(model, "supports_beam_search", False))
     return True

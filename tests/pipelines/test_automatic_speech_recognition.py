@@ -2,7 +2,8 @@
 the same folder and audio (text, segment and word chunks, chunked long audio with strides, long-form), the numbers
 fed to the model, streaming (stream=True, asr.stream), bounded memory on a 2-hour file, the CLI, and bad input.
 
-hugkit's Whisper decodes greedily (it has no beam search yet), so transformers runs with num_beams=1 here.
+Both pipelines default to 5 beams (transformers' default); most comparisons run greedy (num_beams=1) on both sides,
+which is faster, and one checks the defaults.
 """
 
 from __future__ import annotations
@@ -74,28 +75,29 @@ def medium_file(tmp_path_factory) -> str:
 def test_builtin_short_input_equals_transformers(asr, reference):
     assert type(asr.model).__module__ == "hugkit.models.whisper"
     path = spoken_file(SENTENCES[1])
-    ours = asr(path)
+    ours = asr(path, **GREEDY)
     assert ours == reference(path, **GREEDY) == {"text": " I would like to book a table for two people tomorrow evening."}
-    stamped = asr(path, return_timestamps=True)
+    stamped = asr(path, return_timestamps=True, **GREEDY)
     assert stamped == reference(path, return_timestamps=True, **GREEDY)
     (chunk,) = stamped["chunks"]
     assert chunk["timestamp"][0] == 0.0 and 3.0 < chunk["timestamp"][1] < 5.0 and chunk["text"] == ours["text"]
-    with_language = asr(path, return_language=True)
+    with_language = asr(path, return_language=True, **GREEDY)
     assert with_language == reference(path, return_language=True, **GREEDY)
     assert with_language["chunks"] == [{"language": None, "text": ours["text"]}]  # an English-only model
 
 
-def test_defaults_equal_transformers_where_the_model_has_beam_search(reference):
-    """hugkit's pipeline around transformers' model (beam search available): transformers' defaults (5 beams) apply
-    and the output equals transformers' pipeline, segments included."""
+def test_defaults_equal_transformers(asr, reference):
+    """Without generation arguments both pipelines use transformers' defaults (5 beams): the same output, segments
+    included, from hugkit's model and from transformers' model inside hugkit's pipeline."""
     from hugkit import AutoTokenizer
     from hugkit.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 
     folder = builtin_folder()
-    ours = AutomaticSpeechRecognitionPipeline(reference.model, AutoTokenizer.from_pretrained(folder))
     path = spoken_file(SENTENCES[0])
-    result = ours(path, return_timestamps=True)
+    result = asr(path, return_timestamps=True)
     assert result == reference(path, return_timestamps=True)
+    around_theirs = AutomaticSpeechRecognitionPipeline(reference.model, AutoTokenizer.from_pretrained(folder))
+    assert around_theirs(path, return_timestamps=True) == result
     assert "ask her to bring" in result["text"]  # the beams' reading (greedy says "ask for to bring")
 
 
@@ -117,20 +119,20 @@ def test_every_input_kind_gives_the_same_text(asr):
 def test_chunked_with_stride_equals_transformers(asr, reference, medium_file):
     for options in ({"chunk_length_s": 8, "batch_size": 2, "return_timestamps": True},
                     {"chunk_length_s": 6, "stride_length_s": [2, 1]}):
-        ours = asr(medium_file, **options)
+        ours = asr(medium_file, **options, **GREEDY)
         assert ours == reference(medium_file, **options, **GREEDY), options
     assert len(words(ours["text"])) >= 30
 
 
 def test_long_form_equals_transformers(asr, reference, long_file):
-    ours = asr(long_file, return_timestamps=True)
+    ours = asr(long_file, return_timestamps=True, **GREEDY)
     assert ours == reference(long_file, return_timestamps=True, **GREEDY)
     assert ours["chunks"][-1]["timestamp"][1] > 40 and len(words(ours["text"])) > 80
 
 
 def test_word_timestamps_equal_transformers(asr, reference):
     path = spoken_file(SENTENCES[4])
-    ours = asr(path, return_timestamps="word")
+    ours = asr(path, return_timestamps="word", **GREEDY)
     assert ours == reference(path, return_timestamps="word", **GREEDY)
     assert [chunk["text"] for chunk in ours["chunks"]][:3] == [" Can", " you", " tell"]
     starts = [chunk["timestamp"][0] for chunk in ours["chunks"]]
@@ -161,13 +163,13 @@ def test_features_fed_to_the_model_equal_transformers(asr, reference):
 def test_stream_true_yields_pieces_of_the_text(asr, long_file):
     path = spoken_file(SENTENCES[0])
     pieces = list(asr(path, stream=True))
-    assert len(pieces) > 5 and "".join(pieces) == asr(path)["text"]
+    assert len(pieces) > 5 and "".join(pieces) == asr(path, **GREEDY)["text"]  # streaming decodes greedily
     with asr(path, stream=True) as stream:
         first = next(stream)
     assert first and stream.result is None  # closed early: generation stopped
 
     long_pieces = asr(long_file, stream=True)
-    assert "".join(long_pieces) == asr(long_file, chunk_length_s=30)["text"] == long_pieces.result["text"]
+    assert "".join(long_pieces) == asr(long_file, chunk_length_s=30, **GREEDY)["text"] == long_pieces.result["text"]
 
 
 def test_live_stream_commits_agreed_text(asr):
@@ -307,7 +309,7 @@ def test_cli_prints_text_and_timestamped_lines(asr, monkeypatch):
 
 def test_silence_gives_at_most_what_whisper_allows(asr, reference):
     silence = np.zeros(5 * RATE, dtype=np.float32)
-    ours = asr(silence)
+    ours = asr(silence, **GREEDY)
     assert ours == reference(silence, **GREEDY)
     assert len(words(ours["text"])) <= 1  # tiny.en says " you" to digital silence, as transformers' does
 
