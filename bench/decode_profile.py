@@ -358,8 +358,9 @@ def main() -> None:
             step_ms = total / args.steps * 1e3
             parts = {k: v / args.steps * 1e3 for k, v in seconds.items()}
             rest = step_ms - sum(parts.values())
-            split_rows.append([setting, path, step_ms, parts.get("quantized matmul", 0.0), parts.get("float matmul", 0.0),
-                               parts.get("attention", 0.0), rest, f"{1 - rest / step_ms:.0%}"])
+            split_rows.append([setting, path, step_ms, parts.get("quantized matmul", 0.0),
+                               parts.get("float matmul", 0.0), parts.get("attention", 0.0), rest,
+                               f"{1 - rest / step_ms:.0%}"])
             payload["settings"].setdefault(setting, {})[path] = {"step_ms": step_ms, "parts_ms": parts, "rest_ms": rest}
         if "python" in paths:
             ops, kernel_calls = count_dispatches(model, prompt, min(args.steps, 8))
@@ -390,7 +391,8 @@ def main() -> None:
             compile_rows += torch_compile_rows(model, setting, prompt, args.steps)
         del model
     common.print_table(
-        f"decode step split, ms per token (prompt {args.prompt_tokens}, {args.steps} steps, {args.threads} threads, instrumented)",
+        f"decode step split, ms per token (prompt {args.prompt_tokens}, {args.steps} steps, {args.threads} threads, "
+        "instrumented)",
         ["setting", "path", "step", "quantized mm", "float mm", "attention", "everything else", "in matmul+attn"],
         split_rows,
         ["python: timers around each call (their cost is in 'everything else'); native: timers inside the C++ step"],

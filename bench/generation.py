@@ -491,7 +491,8 @@ def anchor_peak_rss(threads: int, runs: int, names) -> dict[str, float]:
     peaks: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(runs):
         for name in peaks:
-            child = common.run_python(ANCHOR_RSS_CHILD.format(bench_dir=str(common.BENCH_DIR), engine=name, threads=threads))
+            code = ANCHOR_RSS_CHILD.format(bench_dir=str(common.BENCH_DIR), engine=name, threads=threads)
+            child = common.run_python(code)
             if not child.ok:
                 print(child.failure(f"{name} peak RSS"), file=sys.stderr)
                 continue
@@ -506,8 +507,8 @@ def bench_anchor(args) -> tuple[list, dict, list]:
     tokenizer = hugkit.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     engines = anchor_engines(path, args.threads, args.anchor_engines)
     names = [engine.name for engine in engines]
-    prompts = (11,) if args.quick else ANCHOR_PROMPTS
-    new_counts = (16,) if args.quick else ANCHOR_NEW_TOKENS
+    prompts = (11,) if args.quick else tuple(args.anchor_prompts)
+    new_counts = (16,) if args.quick else tuple(args.anchor_new_tokens)
     rows, results = [], []
     for engine in engines:  # warm-up: kernels compiled/loaded, caches touched
         engine.greedy(anchor_prompt(tokenizer, 11), 4)
@@ -570,6 +571,10 @@ def main() -> None:
     parser.add_argument("--anchor-engines", nargs="+", default=list(ANCHOR_ENGINES),
                         choices=ANCHOR_ENGINES + EXTRA_ENGINES,
                         help="engines of the gguf-anchor case")
+    parser.add_argument("--anchor-prompts", type=int, nargs="+", default=list(ANCHOR_PROMPTS),
+                        help="gguf-anchor prompt lengths (tokens)")
+    parser.add_argument("--anchor-new-tokens", type=int, nargs="+", default=list(ANCHOR_NEW_TOKENS),
+                        help="gguf-anchor new-token counts")
     parser.add_argument("--json", nargs="?", const="", default=None)
     args = parser.parse_args()
     if args.quick:

@@ -13,28 +13,31 @@ depends on an implementation (the norms' mean, SiLU, attention) are the modules'
 and everything else is single IEEE operations in the modules' order. tests/native check logits with
 ``torch.equal`` over 64 greedy steps, batched with left padding, sliding windows, every quantization scheme, float
 and int8 activations, 1 and 2 threads. (Bit-identity matters with int8 activations: an ulp can move an activation
-across a rounding boundary and change a token; ``exact=False``, the step's own norm/attention loops, was ~1 ms per
-token faster but changed tokens that way.)
+across a rounding boundary and change a token; ``exact=False``, the step's own norm/attention loops, was ~0.5 ms per
+token faster here but changed tokens that way.)
 
 Why a C++ step rather than ``torch.compile`` of the Python step (issue 13, option b). Measured on the built-in
-SmolLM2-135M Q4_1 GGUF, batch 1, one thread, interleaved medians (bench/decode_profile.py --torch-compile; the
-machine was shared, so only the ratios mean much):
+SmolLM2-135M Q4_1 GGUF, batch 1, 2 threads, interleaved medians on the 2-vCPU machine while it was quiet
+(``python bench/decode_profile.py --torch-compile --steps 32``):
 
-| per token                         | Python modules | torch.compile (kernels as custom ops) | native step |
-| float activations (the default)   |   32.9-35.2 ms | 32.0-32.3 ms, after a 45 s compile    | 30.0-30.7 ms |
-| int8 activations                  |   23.5 ms      |                                       | 17.2 ms     |
-| from Python per token             | 1,729 aten ops + 211 kernel calls | one graph call      | one call    |
+| ms per token (tokens/s)          | Python modules | torch.compile, kernels as custom ops      | native step  |
+| float activations (the default)  | 30.9 (32)      | 30.8, after a 6-45 s compile per process  | 16.0 (63)    |
+| int8 activations                 | 23.2 (43)      | 20.9, and its greedy tokens differ        | 11.0 (91)    |
+| calls from Python per token      | 1,729 aten ops + 211 kernel calls | one compiled graph     | one          |
 
-The matmul kernels are ~95% of the native step (bench/decode_profile.py's split), so what is left to win is in
-the kernels and threads, not in dispatch. ``torch.compile`` needs every kernel registered as a ``torch.library`` op,
-compiles for ~45 s in every new process and for every new cache length (the static cache's shape), and still
-gained less than the native step. The native step needs a C++ compiler once per machine (a cached ``.so`` after
-that; without one the runner logs one line and decodes in Python).
+In the Python step the matmul kernels are ~85% of the time on this machine, and they run on one thread whatever
+torch's setting (kernel.py's at::parallel_for is compiled without OpenMP); ``torch.compile`` can fuse the small ops
+around them but not thread them, needs every kernel registered as a ``torch.library`` op, compiles again in every
+process and for every new cache length (the static cache's shape), and its fused norms round differently, which
+int8 activations turned into other tokens. The native step removes the dispatches, shares the matmuls out between
+threads with its own pool (1 -> 2 threads: 26.6 -> 16.0 ms float, 16.9 -> 11.0 ms int8) and stays bit-identical. It
+needs a C++ compiler once per machine (a cached ``.so`` after that; without one the runner logs one line and
+decodes in Python).
 
-Threads: at two threads with another process on the second core, the Python step collapsed to 200-450 ms per
+Under contention (another process on the second core) the Python step at two threads collapsed to 200-450 ms per
 token (torch's SDPA with a one-token query took 9-16 ms per call at two threads, ~12 us at one) and llama.cpp to
-under 1 token/s, while the native step kept its one-thread speed: it runs SDPA on one thread (or per kv head in its
-own region for long caches) and splits only the matmul groups worth it (DecodeStep.linears).
+under 1 token/s; the native step runs SDPA on one thread and its pool never waits for a worker that has not started
+its share, so it degrades towards its one-thread speed instead.
 
 The native step covers: LlamaForCausalLM and its subclasses (Mistral, Qwen2, Qwen3) with the stock Llama modules,
 float32 on CPU, SiLU MLP, RoPE types default / linear / llama3, per-layer head counts and sliding windows, float

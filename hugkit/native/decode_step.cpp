@@ -39,6 +39,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 #include <cmath>
 #include <cstdint>
@@ -93,8 +94,11 @@ struct Timer {
 class Pool {
  public:
   static Pool& get() {
-    static Pool* pool = new Pool();  // never destroyed: workers are detached and end with the process
-    return *pool;
+    // Never destroyed: workers are detached and end with the process. A forked child (DataLoader workers, ...)
+    // gets a fresh pool: the parent's workers do not exist there, and a mutex might have been held at the fork.
+    static std::once_flag once;
+    std::call_once(once, [] { pthread_atfork(nullptr, nullptr, [] { instance() = new Pool(); }); });
+    return *instance();
   }
 
   // fn(t) for t in [0, tasks), on the calling thread and up to threads - 1 workers.
@@ -128,6 +132,11 @@ class Pool {
     std::atomic<int64_t> next{0}, done{0};
     Job(const std::function<void(int64_t)>* f, int64_t n) : fn(f), tasks(n) {}
   };
+
+  static Pool*& instance() {
+    static Pool* pool = new Pool();
+    return pool;
+  }
 
   static void pause() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -202,7 +211,8 @@ static Linear make_linear(const py::dict& d) {
   l.bias = d["bias"].cast<torch::Tensor>();
   if (l.kind == 0) {
     l.weight = d["weight"].cast<torch::Tensor>();
-    TORCH_CHECK(l.weight.scalar_type() == torch::kFloat && l.weight.dim() == 2, "float linear: float32 (out, in) weight");
+    TORCH_CHECK(l.weight.scalar_type() == torch::kFloat && l.weight.dim() == 2,
+                "float linear: float32 (out, in) weight");
   } else {
     l.q = d["q"].cast<torch::Tensor>();
     l.scales = d["scales"].cast<torch::Tensor>();
@@ -315,7 +325,8 @@ static inline void axpy(float a, const float* x, float* y, int64_t n) {
   int64_t i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
   const __m256 va = _mm256_set1_ps(a);
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
 #endif
   for (; i < n; ++i) y[i] += a * x[i];
 }
