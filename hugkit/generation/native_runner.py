@@ -49,14 +49,14 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import Callable
 
 import torch
 from torch import nn
 
-from ..kv_cache import StaticCache, positions_from_mask
+from ..kv_cache import StaticCache
 from ..quantization.base import NO_BIAS, NO_ZERO, QuantizedLinear
 from ..quantization.dynamic import DynamicInt8Linear
+from .runners import DecoderOnlyRunner
 
 logger = logging.getLogger(__name__)
 
@@ -242,19 +242,12 @@ def build_spec(model, cache: StaticCache, total: int, exact: bool = True) -> dic
     )
 
 
-_compiled: dict[str, Callable] = {}
-
-
-def _forward_last_logits(model, **inputs) -> torch.Tensor:
-    return model(**inputs, logits_to_keep=1).logits[:, -1].float()
-
-
-class NativeDecoderRunner:
+class NativeDecoderRunner(DecoderOnlyRunner):
     """runners.DecoderOnlyRunner with the decode step in C++ (see the module docstring).
 
-    Same as runners.DecoderOnlyRunner except: ``step`` runs ``DecodeStep.step`` when the model allows it
-    (``self.native`` is True), which also marks the new cache slot in ``keep`` and advances ``next_position`` in
-    place. ``compile=True`` only affects the Python fallback (as DecoderOnlyRunner's compiled step).
+    Only ``step`` differs: it runs ``DecodeStep.step`` when the model allows it (``self.native`` is True), which
+    also marks the new cache slot in ``keep`` and advances ``next_position`` in place; otherwise it is
+    DecoderOnlyRunner's step (``compile=True`` compiles that Python fallback).
     ``exact=False`` lets the step use its own norm/attention loops instead of the torch ops (see build_spec).
     """
 
@@ -262,28 +255,17 @@ class NativeDecoderRunner:
         self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new: int, *,
         expand: int = 1, compile: bool = False, exact: bool = True,
     ) -> None:
-        if expand > 1:
-            input_ids = input_ids.repeat_interleave(expand, dim=0)
-            attention_mask = attention_mask.repeat_interleave(expand, dim=0)
-        self.model = model
-        self.prompt = input_ids
-        self.rows, self.length = input_ids.shape
-        total = self.length + max_new
-        device = input_ids.device
-        self.cache = StaticCache.for_model(model, self.rows, total)
-        self.keep = torch.zeros(self.rows, total, dtype=torch.long, device=device)
-        self.keep[:, : self.length] = attention_mask
-        self.positions = positions_from_mask(attention_mask)
-        self.next_position = (self.positions[:, -1:] + 1).contiguous()
-        self._compile = compile
+        super().__init__(model, input_ids, attention_mask, max_new, expand=expand, compile=compile)
+        self.next_position = self.next_position.contiguous()  # the step advances it in place
         self._step = None
+        device = self.prompt.device
         reason = unsupported_reason(model, self.rows) if device.type == "cpu" else "inputs are not on the CPU"
         if reason is None:
             from .. import native
 
             module = native.load()
             if module is not None:
-                self._step = module.DecodeStep(build_spec(model, self.cache, total, exact))
+                self._step = module.DecodeStep(build_spec(model, self.cache, self.cache.max_cache_len, exact))
         else:
             logger.debug("Decoding in Python, not with the native step: %s.", reason)
 
@@ -292,20 +274,10 @@ class NativeDecoderRunner:
         """Whether ``step`` runs the compiled step."""
         return self._step is not None
 
-    def first_logits(self) -> torch.Tensor:
-        cache_position = torch.arange(self.length, device=self.prompt.device)
-        with torch.no_grad():
-            logits = _forward_last_logits(
-                self.model, input_ids=self.prompt, attention_mask=self.keep, position_ids=self.positions,
-                past_key_values=self.cache, cache_position=cache_position,
-            )
-        self.cache.seen_tokens = self.length
-        return logits
-
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        slot = self.cache.seen_tokens
         if self._step is None:
-            return self._python_step(tokens, slot)
+            return super().step(tokens)
+        slot = self.cache.seen_tokens
         if slot >= self.cache.max_cache_len:
             raise ValueError(
                 f"The static KV cache holds {self.cache.max_cache_len} tokens, but {slot} are stored and 1 more was "
@@ -315,31 +287,9 @@ class NativeDecoderRunner:
         self.cache.seen_tokens = slot + 1
         return logits
 
-    def _python_step(self, tokens: torch.Tensor, slot: int) -> torch.Tensor:
-        # Same as runners.DecoderOnlyRunner.step.
-        self.keep[:, slot] = 1
-        cache_position = torch.tensor([slot], device=tokens.device)
-        forward = _forward_last_logits
-        if self._compile:
-            forward = _compiled.get("step") or _compiled.setdefault(
-                "step", torch.compile(_forward_last_logits, dynamic=False))
-        with torch.no_grad():
-            logits = forward(
-                self.model, input_ids=tokens[:, None], attention_mask=self.keep, position_ids=self.next_position,
-                past_key_values=self.cache, cache_position=cache_position,
-            )
-        self.cache.seen_tokens = slot + 1
-        self.next_position = self.next_position + 1
-        return logits
-
     def reorder(self, rows: torch.Tensor) -> None:
-        self.cache.reorder_cache(rows)  # in place: the native step keeps the same buffers
-        self.keep.copy_(self.keep.index_select(0, rows))
-        self.next_position = self.next_position.index_select(0, rows).contiguous()
-
-    @property
-    def past_key_values(self) -> StaticCache:
-        return self.cache
+        super().reorder(rows)  # the cache is reordered in place: the native step keeps the same buffers
+        self.next_position = self.next_position.contiguous()
 
     # --- profiling (bench/decode_profile.py) -------------------------------------------------------------
     @property

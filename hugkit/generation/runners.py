@@ -64,7 +64,7 @@ class DecoderOnlyRunner:
         self.keep[:, : self.length] = attention_mask
         self.positions = positions_from_mask(attention_mask)
         self.next_position = self.positions[:, -1:] + 1
-        self._step = _maybe_compiled(compile)
+        self._forward = _maybe_compiled(compile)
 
     def first_logits(self) -> torch.Tensor:
         cache_position = torch.arange(self.length, device=self.prompt.device)
@@ -81,7 +81,7 @@ class DecoderOnlyRunner:
         self.keep[:, slot] = 1
         cache_position = torch.tensor([slot], device=tokens.device)
         with torch.no_grad():
-            logits = self._step(
+            logits = self._forward(
                 self.model, input_ids=tokens[:, None], attention_mask=self.keep, position_ids=self.next_position,
                 past_key_values=self.cache, cache_position=cache_position,
             )
