@@ -249,11 +249,13 @@ class NativeDecoderRunner(DecoderOnlyRunner):
     also marks the new cache slot in ``keep`` and advances ``next_position`` in place; otherwise it is
     DecoderOnlyRunner's step (``compile=True`` compiles that Python fallback).
     ``exact=False`` lets the step use its own norm/attention loops instead of the torch ops (see build_spec).
+    ``wait_for_build=False`` (generate's choice) decodes in Python when the step is not built on this machine yet,
+    rather than waiting for the compiler (the build then runs in the background; see hugkit/native/loader.py).
     """
 
     def __init__(
         self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new: int, *,
-        expand: int = 1, compile: bool = False, exact: bool = True,
+        expand: int = 1, compile: bool = False, exact: bool = True, wait_for_build: bool = True,
     ) -> None:
         super().__init__(model, input_ids, attention_mask, max_new, expand=expand, compile=compile)
         self.next_position = self.next_position.contiguous()  # the step advances it in place
@@ -263,7 +265,7 @@ class NativeDecoderRunner(DecoderOnlyRunner):
         if reason is None:
             from .. import native
 
-            module = native.load()
+            module = native.load(wait=wait_for_build)
             if module is not None:
                 self._step = module.DecodeStep(build_spec(model, self.cache, self.cache.max_cache_len, exact))
         else:

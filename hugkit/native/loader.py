@@ -106,31 +106,80 @@ def _build(vectorized: bool):
                     build_directory=str(folder), verbose=False)
 
 
-def load(vectorized: bool = True):
+def load(vectorized: bool = True, wait: bool = True):
     """The compiled module (``DecodeStep``, ``group_mm``, ``group_mm_q8``, ``group_dequant``) or None when it cannot
-    be built here (logged once per process). ``vectorized=False`` builds the portable C++ paths (no AVX2)."""
+    be built here (logged once per process). ``vectorized=False`` builds the portable C++ paths (no AVX2).
+
+    ``wait=False`` (what ``generate`` uses) never blocks on a compiler: a module already built on this machine is
+    imported, otherwise the build starts in a background thread (once per process) and None is returned until it
+    has finished, so the first ``generate`` on a new machine decodes in Python instead of waiting a minute."""
     if vectorized in _modules or vectorized in _failed:
         return _modules.get(vectorized)
+    if not wait:
+        return _load_or_build_in_background(vectorized)
     with _lock:
         if vectorized in _modules or vectorized in _failed:
             return _modules.get(vectorized)
-        if os.environ.get("HUGKIT_NATIVE", "1") == "0":
-            _failed[vectorized] = "HUGKIT_NATIVE=0"
-            return None
-        try:
-            _modules[vectorized] = _build(vectorized)
-        except Exception as error:  # no compiler, no headers, a failed build: the Python path is correct
-            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-            _failed[vectorized] = reason
-            logger.info("Native decode step unavailable (%s); decoding with the Python modules.", reason)
+        _load_now(vectorized)
     return _modules.get(vectorized)
+
+
+def _load_now(vectorized: bool) -> None:
+    """Import or build the module into ``_modules``, or record why not in ``_failed``; the caller holds ``_lock``."""
+    if os.environ.get("HUGKIT_NATIVE", "1") == "0":
+        _failed[vectorized] = "HUGKIT_NATIVE=0"
+        return
+    try:
+        _modules[vectorized] = _build(vectorized)
+    except Exception as error:  # no compiler, no headers, a failed build: the Python path is correct
+        reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        _failed[vectorized] = reason
+        logger.info("Native decode step unavailable (%s); decoding with the Python modules.", reason)
+
+
+_background: dict[bool, threading.Thread] = {}
+
+
+def _load_or_build_in_background(vectorized: bool):
+    if os.environ.get("HUGKIT_NATIVE", "1") == "0":
+        return load(vectorized)  # records the switch without building anything
+    name, _, _ = _build_inputs(vectorized)
+    if (cache_dir() / "native" / name / f"{name}.so").is_file():
+        return load(vectorized)  # built before: importing takes milliseconds
+    with _lock:
+        if vectorized in _modules or vectorized in _failed:
+            return _modules.get(vectorized)
+        if vectorized not in _background:
+            logger.info(
+                "Building hugkit's native decode step in the background (once per machine, about a minute); "
+                "decoding with the Python modules until it is ready."
+            )
+            thread = threading.Thread(target=_build_in_background, args=(vectorized,), daemon=True,
+                                      name="hugkit-native-build")
+            _background[vectorized] = thread
+            thread.start()
+    return None
+
+
+def _build_in_background(vectorized: bool) -> None:
+    with _lock:
+        if vectorized not in _modules and vectorized not in _failed:
+            _load_now(vectorized)
+
+
+def wait_for_background_build(timeout: float | None = None) -> None:
+    """Block until a background build started by ``load(wait=False)`` has finished (tests, benches)."""
+    for thread in list(_background.values()):
+        thread.join(timeout)
 
 
 def reset() -> None:
     """Forget what this process loaded or failed to load (tests; the next ``load()`` tries again)."""
+    wait_for_background_build()
     with _lock:
         _modules.clear()
         _failed.clear()
+        _background.clear()
 
 
 def unavailable_reason(vectorized: bool = True) -> str | None:
