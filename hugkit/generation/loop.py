@@ -391,7 +391,7 @@ def prepare(
         )
         encoder_outputs = runner.encoder_outputs
     else:
-        runner = DecoderOnlyRunner(model, input_ids, attention_mask, max_new, expand=expand, compile=compile)
+        runner = _decoder_only_runner(model, input_ids, attention_mask, max_new, expand, compile)
     device = runner.prompt.device
     if mask_for_processors is not None and expand > 1:
         mask_for_processors = mask_for_processors.repeat_interleave(expand, dim=0)
@@ -415,6 +415,17 @@ def prepare(
         batch_size=batch, is_encoder_decoder=is_encoder_decoder, encoder_outputs=encoder_outputs,
         prompt_tokens=prompt_tokens,
     )
+
+
+def _decoder_only_runner(model, input_ids, attention_mask, max_new: int, expand: int, compile: bool):
+    """The native decode step (one compiled call per token, bit-identical logits; it falls back to the Python
+    modules by itself where the model or machine does not allow it) unless ``compile=True`` asks for
+    torch.compile of the Python step."""
+    if compile:
+        return DecoderOnlyRunner(model, input_ids, attention_mask, max_new, expand=expand, compile=True)
+    from .native_runner import NativeDecoderRunner
+
+    return NativeDecoderRunner(model, input_ids, attention_mask, max_new, expand=expand, wait_for_build=False)
 
 
 def _encoder_decoder_inputs(model, config, model_inputs: dict[str, Any]):
