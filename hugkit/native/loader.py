@@ -78,12 +78,18 @@ def _compiler() -> str | None:
     return shutil.which(os.environ.get("CXX", "c++"))
 
 
+def _built_path(vectorized: bool, name: str | None = None) -> Path:
+    """Where the module built from the current sources lives (or will): <cache>/native/<name>/<name>.so."""
+    name = name or _build_inputs(vectorized)[0]
+    return cache_dir() / "native" / name / f"{name}.so"
+
+
 def _build(vectorized: bool):
     import torch  # noqa: F401  (the extension links against libtorch: load it first)
 
     name, kernel_source, flags = _build_inputs(vectorized)
-    folder = cache_dir() / "native" / name
-    built = folder / f"{name}.so"
+    built = _built_path(vectorized, name)
+    folder = built.parent
     if built.is_file():
         return _import(name, built)
     if _compiler() is None:
@@ -143,9 +149,10 @@ _background: dict[bool, threading.Thread] = {}
 def _load_or_build_in_background(vectorized: bool):
     if os.environ.get("HUGKIT_NATIVE", "1") == "0":
         return load(vectorized)  # records the switch without building anything
-    name, _, _ = _build_inputs(vectorized)
-    if (cache_dir() / "native" / name / f"{name}.so").is_file():
+    if _built_path(vectorized).is_file():
         return load(vectorized)  # built before: importing takes milliseconds
+    if vectorized in _background:  # building now; its thread holds _lock until done, so never wait on that here
+        return None
     with _lock:
         if vectorized in _modules or vectorized in _failed:
             return _modules.get(vectorized)
